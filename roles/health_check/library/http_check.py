@@ -1,0 +1,114 @@
+#!/usr/bin/python
+"""Ansible module: HTTP health check with consecutive successes and a p95 budget."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: http_check
+short_description: Probe an HTTP endpoint until it is healthy N times in a row
+description:
+  - Sends rounds of GET requests (optionally several in parallel) until the last
+    O(successes) rounds all returned an expected status and the 95th percentile
+    latency of those rounds is within O(p95_ms), or until O(deadline) passes.
+  - Read-only; runs the same in check mode.
+options:
+  url: {type: str, required: true, description: URL to request.}
+  status: {type: list, elements: int, default: [200], description: Accepted statuses.}
+  successes: {type: int, default: 3, description: Consecutive good rounds needed.}
+  interval: {type: float, default: 0.2, description: Seconds between rounds.}
+  timeout: {type: float, default: 2.0, description: Per-request timeout in seconds.}
+  p95_ms: {type: int, required: false, description: Latency budget for the p95 of the window.}
+  concurrency: {type: int, default: 1, description: Parallel requests per round.}
+  deadline: {type: float, default: 30.0, description: Give up after this many seconds.}
+  name: {type: str, required: false, description: Label used in messages.}
+"""
+
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _one(url: str, timeout: float) -> tuple[int, float, str]:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http only by config)
+            resp.read(65536)
+            status, error = resp.status, ""
+    except urllib.error.HTTPError as exc:
+        status, error = exc.code, ""
+    except (OSError, ValueError) as exc:
+        status, error = 0, str(exc)[:200]
+    return status, (time.monotonic() - started) * 1000.0, error
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return 0.0
+    index = max(0, int(round(0.95 * len(ordered) + 0.5)) - 1)
+    return ordered[min(index, len(ordered) - 1)]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "url": {"type": "str", "required": True},
+            "status": {"type": "list", "elements": "int", "default": [200]},
+            "successes": {"type": "int", "default": 3},
+            "interval": {"type": "float", "default": 0.2},
+            "timeout": {"type": "float", "default": 2.0},
+            "p95_ms": {"type": "int", "required": False},
+            "concurrency": {"type": "int", "default": 1},
+            "deadline": {"type": "float", "default": 30.0},
+            "name": {"type": "str", "required": False},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["successes"] < 1 or p["concurrency"] < 1:
+        module.fail_json(msg="successes and concurrency must be at least 1")
+    label = p["name"] or p["url"]
+    window: list[list[float]] = []  # latencies of the consecutive good rounds
+    rounds = 0
+    last: dict[str, object] = {}
+    verdict = ""
+    end = time.monotonic() + p["deadline"]
+    with ThreadPoolExecutor(max_workers=p["concurrency"]) as pool:
+        while True:
+            rounds += 1
+            results = list(pool.map(lambda _: _one(p["url"], p["timeout"]), range(p["concurrency"])))
+            statuses = [r[0] for r in results]
+            last = {"statuses": statuses, "errors": [r[2] for r in results if r[2]]}
+            if all(s in p["status"] for s in statuses):
+                window.append([r[1] for r in results])
+                window = window[-p["successes"]:]
+            else:
+                window = []
+            if len(window) == p["successes"]:
+                latency = p95([ms for batch in window for ms in batch])
+                if p["p95_ms"] is None or latency <= p["p95_ms"]:
+                    module.exit_json(
+                        changed=False, healthy=True, name=label, rounds=rounds,
+                        p95_ms=round(latency, 1), last=last,
+                        msg=f"{label}: {p['successes']} good rounds in a row, p95 {latency:.0f} ms",
+                    )
+                verdict = f"p95 {latency:.0f} ms over budget {p['p95_ms']} ms"
+            else:
+                verdict = f"statuses {statuses}, expected {p['status']}"
+            if time.monotonic() + p["interval"] >= end:
+                break
+            time.sleep(p["interval"])
+    samples = [ms for batch in window for ms in batch]
+    module.fail_json(
+        msg=f"{label}: not healthy after {p['deadline']:.0f}s ({rounds} rounds): {verdict}",
+        healthy=False, name=label, rounds=rounds,
+        p95_ms=round(p95(samples), 1) if samples else None, last=last,
+    )
+
+
+if __name__ == "__main__":
+    main()
