@@ -1,0 +1,60 @@
+"""The ``incident-runner`` command line: a thin layer over the API.
+
+Only this layer turns exceptions into exit codes: 0 resolved, 1 remediation
+failed, 2 bad input or usage, 3 escalated to a human.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from incident_runner import __version__
+from incident_runner.cli.remediate import remediate
+from incident_runner.cli.scenarios import scenarios
+from incident_runner.errors import ExitCode, IncidentRunnerError
+
+LOG = logging.getLogger("incident_runner")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="incident-runner")
+@click.option("--state-dir", type=click.Path(file_okay=False), envvar="INCIDENT_RUNNER_STATE_DIR",
+              help="Where incidents are kept (default ./incidents).")
+@click.option("--debug", is_flag=True, help="Log debug detail and show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, state_dir: str | None, debug: bool) -> None:
+    """Ansible-driven incident remediation: pick, run, verify, escalate, record, report."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"state_dir": state_dir, "debug": debug}
+
+
+cli.add_command(remediate)
+cli.add_command(scenarios)
+
+
+def main() -> None:
+    """Console entry point: run the CLI, map errors to exit codes, never a traceback."""
+    debug = "--debug" in sys.argv or bool(os.environ.get("INCIDENT_RUNNER_DEBUG"))
+    try:
+        code = cli.main(prog_name="incident-runner", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("incident-runner: aborted", err=True)
+        sys.exit(int(ExitCode.FAILED))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.BAD_INPUT))
+    except IncidentRunnerError as exc:
+        click.echo(f"incident-runner: error: {exc.message}", err=True)
+        sys.exit(int(exc.code))
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"incident-runner: internal error: {type(exc).__name__}: {exc} "
+                   "(rerun with --debug for the traceback)", err=True)
+        sys.exit(int(ExitCode.FAILED))
+    sys.exit(int(code or 0))

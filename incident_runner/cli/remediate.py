@@ -1,0 +1,45 @@
+"""``incident-runner remediate``: run a scenario's ladder against an inventory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from incident_runner.cli.options import parse_extra_vars
+from incident_runner.console import make_reporter
+from incident_runner.engine import RemediateRequest
+from incident_runner.engine import remediate as run_remediation
+from incident_runner.paths import default_inventory
+
+
+@click.command()
+@click.option("--scenario", "-s", required=True, help="Scenario id from the catalog.")
+@click.option("--severity", help="Severity level (picks the ladder).")
+@click.option("--inventory", "-i", type=click.Path(path_type=Path), default=None,
+              help="Inventory path (default: inventories/staging).")
+@click.option("--limit", "-l", help="Limit to hosts matching this pattern.")
+@click.option("--check", is_flag=True, help="Dry run: Ansible check + diff mode; change nothing.")
+@click.option("--extra-var", "-e", "extra_vars", multiple=True, metavar="KEY=VALUE",
+              help="Extra variable (repeatable); passed to Ansible as data, never templated.")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Approve destructive steps.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option("-v", "--verbose", count=True, help="Ansible verbosity (-v .. -vvvv).")
+@click.pass_context
+def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
+              limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
+              as_json: bool, verbose: int) -> int:
+    """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
+    request = RemediateRequest(
+        scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
+        limit=limit, check=check, extra_vars=parse_extra_vars(extra_vars),
+        assume_yes=assume_yes, state_dir=ctx.obj.get("state_dir"), verbosity=verbose,
+    )
+    result = run_remediation(request, make_reporter(quiet=as_json))
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2))
+    else:
+        click.echo(f"{result.incident_id}: {result.status} "
+                   f"(exit {int(result.exit_code)}); report: {result.reports['markdown']}")
+    return int(result.exit_code)

@@ -1,0 +1,49 @@
+"""``incident-runner scenarios``: list the catalog or show one scenario."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from incident_runner.scenario import catalog, find_scenario
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def scenarios(ctx: click.Context, as_json: bool) -> None:
+    """List the scenario catalog."""
+    if ctx.invoked_subcommand:
+        return
+    found = catalog()
+    if as_json:
+        click.echo(json.dumps([
+            {"id": s.id, "title": s.title, "ladders": {k: [st.name for st in v]
+                                                      for k, v in s.ladders.items()},
+             "no_local_fix": s.no_local_fix, "source": str(s.source)}
+            for s in found.values()], indent=2))
+        return
+    for s in found.values():
+        steps = " -> ".join(st.name for st in s.ladders["default"]) or "escalate (no local fix)"
+        click.echo(f"{s.id:20} {s.title}  [{steps}]")
+
+
+@scenarios.command("show")
+@click.argument("name")
+def show(name: str) -> None:
+    """Show one scenario: its ladders, checks and escalation."""
+    s = find_scenario(name)
+    click.echo(f"{s.id}: {s.title}\n\n{s.description.strip()}\n")
+    click.echo(f"targets: {s.hosts} {', '.join(s.services)}")
+    for level, steps in s.ladders.items():
+        click.echo(f"ladder {level}:")
+        for k, st in enumerate(steps, 1):
+            flag = " [destructive]" if st.destructive else ""
+            click.echo(f"  {k}. {st.name}: {st.action}{flag}")
+    click.echo("verify:")
+    for c in s.verify.checks:
+        budget = f", p95<={c.p95_ms}ms" if c.p95_ms else ""
+        click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}{budget}")
+    if s.no_local_fix:
+        click.echo(f"escalation: no local fix: {s.escalation_reason}")

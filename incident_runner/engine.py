@@ -1,0 +1,332 @@
+"""Run one incident: open -> diagnose -> mitigate(step k) -> verify -> resolve or escalate -> close.
+
+``remediate`` is the single API the CLI, CI triggers and drills call. It
+returns an ``IncidentResult``; it raises only for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from incident_runner.errors import ExecutionError, ExitCode, InputError
+from incident_runner.executor import PlaybookRun, TaskResult, playbook_play, role_play, run_playbook
+from incident_runner.journal import build_journal, write_journal
+from incident_runner.paths import playbooks_dir, roles_dir, state_dir
+from incident_runner.redaction import Redactor
+from incident_runner.report import write_reports
+from incident_runner.scenario import Scenario, Step, find_scenario
+from incident_runner.timeline import TIMELINE_FILE, Timeline
+
+LOG = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """Where the live view goes (terminal, plain lines, nothing)."""
+
+    def phase(self, name: str, detail: str = "") -> None: ...
+    def task(self, result: TaskResult) -> None: ...
+    def outcome(self, name: str, ok: bool, detail: str = "") -> None: ...
+
+
+class SilentReporter:
+    def phase(self, name: str, detail: str = "") -> None:
+        LOG.info("%s %s", name, detail)
+
+    def task(self, result: TaskResult) -> None:
+        LOG.debug("%s %s", result.task, result.status)
+
+    def outcome(self, name: str, ok: bool, detail: str = "") -> None:
+        LOG.info("%s %s %s", name, "ok" if ok else "not ok", detail)
+
+
+@dataclass
+class RemediateRequest:
+    scenario: str
+    inventory: Path
+    severity: str | None = None
+    limit: str | None = None
+    check: bool = False
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    assume_yes: bool = False
+    state_dir: Path | None = None
+    verbosity: int = 0
+    drill: bool = False
+    ci: dict[str, Any] = field(default_factory=dict)
+    scenarios_dir: Path | None = None
+
+
+@dataclass
+class IncidentResult:
+    incident_id: str
+    scenario: str
+    status: str  # resolved | failed | escalated | checked
+    exit_code: ExitCode
+    incident_dir: Path
+    reports: dict[str, Path]
+    journal: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id, "scenario": self.scenario, "status": self.status,
+            "exit_code": int(self.exit_code), "dir": str(self.incident_dir),
+            "reports": {k: str(v) for k, v in self.reports.items()},
+            "resolved_by": self.journal.get("resolved_by"),
+            "duration_s": self.journal.get("duration_s"),
+            "reason": self.journal.get("reason", ""),
+        }
+
+
+def new_incident_dir(root: Path, scenario: str) -> tuple[str, Path]:
+    """Create ``INC-YYYYMMDD-HHMMSS-<scenario>`` exclusively (never reuse a folder)."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("INC-%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        incident_id = stamp if n == 1 else f"{stamp}-{n}"
+        path = root / f"{incident_id}-{scenario}"
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return incident_id, path
+    raise ExecutionError(f"cannot allocate an incident folder under {root}")
+
+
+def check_inventory(path: Path) -> Path:
+    if not path.exists():
+        raise InputError("inventory not found", source=str(path), field="--inventory")
+    return path.resolve()
+
+
+@contextmanager
+def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT cancel the running playbook; the incident closes as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        cancel.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Incident:
+    """State of one running incident; phases are methods, decisions go to the timeline."""
+
+    def __init__(self, request: RemediateRequest, scenario: Scenario, reporter: Reporter) -> None:
+        self.request = request
+        self.scenario = scenario
+        self.reporter = reporter
+        self.inventory = check_inventory(request.inventory)
+        self.root = state_dir(request.state_dir)
+        self.incident_id, self.dir = new_incident_dir(self.root, scenario.id)
+        self.timeline = Timeline(self.dir / TIMELINE_FILE)
+        self.redactor = Redactor.from_environment()
+        self.redactor.add_from_mapping(request.extra_vars)
+        self.cancel = threading.Event()
+        self.runs = 0
+        self.ladder_name, self.ladder = scenario.ladder_for(request.severity)
+
+    # -- plumbing ---------------------------------------------------------
+    def _base_vars(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "incident_dir": str(self.dir),
+            "incident_scenario": self.scenario.id,
+            "incident_severity": self.request.severity or "",
+            "target_hosts": self.scenario.hosts,
+        }
+
+    def _run(self, phase: str, step: Step | None, name: str, play: list[dict[str, Any]],
+             timeout: int | None = None, check: bool | None = None) -> PlaybookRun:
+        self.runs += 1
+        ident = f"{self.runs:02d}-{phase}-{name}"
+        check_mode = self.request.check if check is None else check
+        action = step.action if step else name
+        self.timeline.append("step_started", phase=phase, step=name, action=action,
+                             destructive=bool(step and step.destructive), check_mode=check_mode)
+        try:
+            run = run_playbook(
+                ident=ident, play=play, inventory=self.inventory, timeline=self.timeline,
+                artifacts_dir=self.dir / "artifacts", context={"phase": phase, "step": name},
+                limit=self.request.limit, data_vars=self.request.extra_vars, check=check_mode,
+                timeout=timeout, verbosity=self.request.verbosity, redactor=self.redactor,
+                cancel=self.cancel, on_task=self.reporter.task,
+            )
+        except ExecutionError as exc:
+            self.timeline.append("step_finished", phase=phase, step=name, status="error",
+                                 rc=None, summary=self.redactor.text(str(exc)))
+            raise
+        summary = "; ".join(run.failures[:3]) if not run.ok else f"{run.changed} change(s)"
+        self.timeline.append("step_finished", phase=phase, step=name, status=run.status,
+                             rc=run.rc, changed=run.changed, duration=round(run.duration, 3),
+                             summary=summary)
+        return run
+
+    def _play_for(self, step: Step) -> list[dict[str, Any]]:
+        play_vars = {**self._base_vars(), **step.vars}
+        if step.playbook:
+            path = playbooks_dir() / step.playbook
+            if not path.is_file():
+                raise InputError(f"playbook not found: {step.playbook}",
+                                 source=str(self.scenario.source), field=f"step {step.name}")
+            return playbook_play(path, play_vars)
+        assert step.role is not None  # schema guarantees playbook xor role
+        if not (roles_dir() / step.role).is_dir():
+            raise InputError(f"role not found: {step.role}",
+                             source=str(self.scenario.source), field=f"step {step.name}")
+        return role_play(f"{self.scenario.id}: {step.name}", self.scenario.hosts, step.role,
+                         play_vars)
+
+    # -- phases -----------------------------------------------------------
+    def open(self) -> None:
+        s = self.scenario
+        self.timeline.append(
+            "incident_opened", incident_id=self.incident_id, scenario=s.id, title=s.title,
+            description=s.description, severity=self.request.severity, ladder=self.ladder_name,
+            steps=[st.name for st in self.ladder], check_mode=self.request.check,
+            drill=self.request.drill, inventory=str(self.inventory), hosts=s.hosts,
+            limit=self.request.limit, pid=os.getpid(), runner_host=socket.gethostname(),
+            ci=self.request.ci, report_hints=s.report, communication=s.communication,
+        )
+        self.reporter.phase("open", f"{self.incident_id} {s.id} ({s.title})")
+
+    def diagnose(self) -> None:
+        if not self.scenario.diagnostics_enabled:
+            return
+        if not (roles_dir() / "capture_diagnostics").is_dir():
+            self.timeline.append("skipped", phase="diagnose", reason="capture_diagnostics role not installed")
+            return
+        self.reporter.phase("diagnose", "capturing diagnostics before any change")
+        diag_vars = {**self._base_vars(), **self.scenario.diagnostics_vars,
+                     "capture_diagnostics_dest": str(self.dir / "diagnostics")}
+        play = role_play(f"{self.scenario.id}: diagnostics", self.scenario.hosts,
+                         "capture_diagnostics", diag_vars)
+        # Diagnostics only read the system, so they run for real under --check too.
+        run = self._run("diagnose", None, "capture-diagnostics", play, check=False)
+        self.reporter.outcome("diagnose", run.ok, "" if run.ok else "; ".join(run.failures[:2]))
+
+    def verify(self, label: str) -> bool:
+        checks = [c.as_vars() for c in self.scenario.verify.checks]
+        play_vars = {**self._base_vars(), **self.scenario.verify.vars,
+                     "health_check_checks": checks}
+        play: list[dict[str, Any]] = [{
+            "name": f"{self.scenario.id}: verify", "hosts": "localhost",
+            "connection": "local", "gather_facts": False, "vars": play_vars,
+            "roles": [{"role": "health_check"}],
+        }]
+        if self.scenario.verify.playbook:
+            play += playbook_play(playbooks_dir() / self.scenario.verify.playbook, play_vars)
+        run = self._run("verify", None, label, play, check=False)
+        healthy = run.ok
+        self.timeline.append("verify_result", step=label, healthy=healthy,
+                             details=[t.message for t in run.tasks if t.message][-5:])
+        self.reporter.outcome("verify", healthy, "; ".join(run.failures[:2]))
+        return healthy
+
+    def mitigate(self) -> tuple[str, str | None, str]:
+        """Climb the ladder. Returns (status, resolved_by, reason)."""
+        if self.scenario.no_local_fix:
+            reason = self.scenario.escalation_reason or "no local fix for this scenario"
+            self.timeline.append("decision", decision="escalate", reason=reason)
+            return "escalated", None, reason
+        for k, step in enumerate(self.ladder, start=1):
+            if self.cancel.is_set():
+                return "interrupted", None, "interrupted by signal"
+            self.reporter.phase(f"mitigate {k}/{len(self.ladder)}", f"{step.name} ({step.action})")
+            run = self._run("mitigate", step, step.name, self._play_for(step), timeout=step.timeout)
+            self.reporter.outcome(step.name, run.ok, "; ".join(run.failures[:2]))
+            if run.status in {"canceled"} or self.cancel.is_set():
+                return "interrupted", None, "interrupted by signal"
+            if self.request.check:
+                continue
+            if not run.ok:
+                self.timeline.append("decision", decision="next_step", after=step.name,
+                                     reason=f"step {run.status}")
+                continue
+            if self.verify(f"after-{step.name}") and self._stable(step.name):
+                self.timeline.append("decision", decision="resolved", after=step.name,
+                                     reason="verification passed")
+                return "resolved", step.name, f"verified healthy after {step.name}"
+            self.timeline.append("decision", decision="next_step", after=step.name,
+                                 reason="verification failed")
+        if self.request.check:
+            return "checked", None, "check mode: nothing changed"
+        reason = f"ladder '{self.ladder_name}' exhausted ({len(self.ladder)} steps) without a healthy verification"
+        self.timeline.append("decision", decision="escalate", reason=reason)
+        return "escalated", None, reason
+
+    def _stable(self, after: str) -> bool:
+        window = self.scenario.verify.stabilisation_seconds
+        if window <= 0:
+            return True
+        self.reporter.phase("stabilise", f"watching for {window:g}s")
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline and not self.cancel.is_set():
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        return self.verify(f"stable-after-{after}")
+
+    def escalate(self, reason: str) -> None:
+        self.reporter.phase("escalate", reason)
+        self.timeline.append("escalated", reason=reason)
+
+    def close(self, status: str, resolved_by: str | None, reason: str) -> dict[str, Any]:
+        self.timeline.append("incident_closed", status=status, resolved_by=resolved_by,
+                             reason=reason)
+        self.timeline.close()
+        journal = build_journal(self.dir)
+        write_journal(self.dir, journal)
+        return journal
+
+
+EXIT_FOR_STATUS = {
+    "resolved": ExitCode.RESOLVED,
+    "checked": ExitCode.RESOLVED,
+    "escalated": ExitCode.ESCALATED,
+    "failed": ExitCode.FAILED,
+    "interrupted": ExitCode.FAILED,
+}
+
+
+def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> IncidentResult:
+    """Open an incident for the scenario, climb its ladder, verify, report."""
+    reporter = reporter or SilentReporter()
+    scenario = find_scenario(request.scenario, request.scenarios_dir)
+    incident = Incident(request, scenario, reporter)
+    status, resolved_by, reason = "failed", None, "runner error"
+    with _cancel_on_signals(incident.cancel):
+        try:
+            incident.open()
+            incident.diagnose()
+            status, resolved_by, reason = incident.mitigate()
+            if status == "escalated":
+                incident.escalate(reason)
+        except ExecutionError as exc:
+            status, reason = "failed", str(exc)
+        finally:
+            journal = incident.close(status, resolved_by, reason)
+    reports = write_reports(incident.dir, journal)
+    reporter.outcome("close", status in {"resolved", "checked"}, f"{status}: {reason}")
+    return IncidentResult(
+        incident_id=incident.incident_id, scenario=scenario.id, status=status,
+        exit_code=EXIT_FOR_STATUS.get(status, ExitCode.FAILED), incident_dir=incident.dir,
+        reports=reports, journal=journal,
+    )

@@ -1,0 +1,102 @@
+"""Render reports and communication messages from the journal only.
+
+Templates ship in the package (PackageLoader), render in a sandbox with
+StrictUndefined; HTML autoescapes. Scenario-supplied message templates are
+rendered in the same sandbox, so a ``{{ }}`` from an incident value can
+never reach Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import PackageLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from incident_runner.fsutil import write_atomic
+
+DEFAULT_MESSAGES = {
+    "initial": "[{{ severity or 'unrated' }}] {{ incident_id }} opened: {{ title }}. "
+               "Automated remediation ({{ scenario }}) is running.",
+    "update": "[{{ severity or 'unrated' }}] {{ incident_id }}: {{ steps | length }} step(s) run; "
+              "status {{ status }}.",
+    "resolved": "[{{ severity or 'unrated' }}] {{ incident_id }} resolved by {{ resolved_by }} "
+                "in {{ duration_s }}s: {{ title }}.",
+    "escalated": "[{{ severity or 'unrated' }}] {{ incident_id }} needs a human: {{ reason }}",
+}
+
+
+def _env() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=PackageLoader("incident_runner", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["hhmmss"] = _hhmmss
+    env.filters["mdcell"] = _mdcell
+    return env
+
+
+def _hhmmss(ts: str | None) -> str:
+    if not ts:
+        return "-"
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%H:%M:%S")
+    except ValueError:
+        return ts
+
+
+def _mdcell(value: Any) -> str:
+    """Make a value safe inside a Markdown table cell."""
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def slug(text: str, limit: int = 48) -> str:
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].rstrip("-") or "incident"
+
+
+def report_filename(journal: dict[str, Any]) -> str:
+    day = (journal.get("start") or "")[:10] or datetime.now().strftime("%Y-%m-%d")
+    return f"{day}-{slug(journal.get('title') or journal.get('scenario') or '')}.md"
+
+
+def render_message(template: str, journal: dict[str, Any]) -> str:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    try:
+        return env.from_string(template).render(**journal).strip()
+    except Exception as exc:  # a broken scenario template must not lose the incident
+        return f"(message template error: {type(exc).__name__}: {exc})"
+
+
+def messages(journal: dict[str, Any]) -> dict[str, str]:
+    templates = {**DEFAULT_MESSAGES, **(journal.get("communication") or {})}
+    wanted = ["initial", "update"]
+    wanted.append("resolved" if journal.get("status") == "resolved" else "escalated")
+    return {kind: render_message(templates[kind], journal) for kind in wanted}
+
+
+def render(journal: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(journal, indent=2, default=str) + "\n"
+    template = _env().get_template(f"report.{fmt}.j2")
+    return template.render(j=journal, messages=messages(journal))
+
+
+def write_reports(incident_dir: Path, journal: dict[str, Any]) -> dict[str, Path]:
+    """Write the Markdown post-mortem and the communication messages."""
+    out: dict[str, Path] = {}
+    md = incident_dir / report_filename(journal)
+    write_atomic(md, render(journal, "md"))
+    out["markdown"] = md
+    comms = incident_dir / "messages.json"
+    write_atomic(comms, json.dumps(messages(journal), indent=2) + "\n")
+    out["messages"] = comms
+    return out
