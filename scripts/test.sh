@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (idempotent), linters, then pytest (unit,
+# integration against the real Docker engine, molecule role scenarios and drills).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+
+echo "test: ruff";          ruff check incident_runner tests bench
+echo "test: mypy";          mypy
+echo "test: yamllint";      yamllint -s .
+echo "test: ansible-lint";  ansible-lint -q --profile production roles playbooks
+echo "test: pytest"
+exec pytest "$@"
