@@ -41,7 +41,7 @@ def run(argv: list[str], check: bool = True, timeout: float = 600) -> subprocess
 
 def http_status(url: str, timeout: float = 3.0) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -51,7 +51,7 @@ def http_status(url: str, timeout: float = 3.0) -> int:
 
 def http_json(url: str, timeout: float = 3.0) -> dict[str, object]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return dict(json.loads(resp.read()))
     except urllib.error.HTTPError as exc:
         return dict(json.loads(exc.read() or b"{}"))
