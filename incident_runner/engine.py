@@ -189,8 +189,7 @@ class Incident:
                 raise InputError(f"playbook not found: {step.playbook}",
                                  source=str(self.scenario.source), field=f"step {step.name}")
             return playbook_play(path, play_vars)
-        assert step.role is not None  # schema guarantees playbook xor role
-        if not (roles_dir() / step.role).is_dir():
+        if not step.role or not (roles_dir() / step.role).is_dir():
             raise InputError(f"role not found: {step.role}",
                              source=str(self.scenario.source), field=f"step {step.name}")
         return role_play(f"{self.scenario.id}: {step.name}", self.scenario.hosts, step.role,
@@ -213,7 +212,8 @@ class Incident:
         if not self.scenario.diagnostics_enabled:
             return
         if not (roles_dir() / "capture_diagnostics").is_dir():
-            self.timeline.append("skipped", phase="diagnose", reason="capture_diagnostics role not installed")
+            self.timeline.append("skipped", phase="diagnose",
+                                 reason="capture_diagnostics role not installed")
             return
         self.reporter.phase("diagnose", "capturing diagnostics before any change")
         diag_vars = {**self._base_vars(), **self.scenario.diagnostics_vars,
@@ -270,7 +270,8 @@ class Incident:
                                  reason="verification failed")
         if self.request.check:
             return "checked", None, "check mode: nothing changed"
-        reason = f"ladder '{self.ladder_name}' exhausted ({len(self.ladder)} steps) without a healthy verification"
+        reason = (f"ladder '{self.ladder_name}' exhausted ({len(self.ladder)} steps) "
+                  "without a healthy verification")
         self.timeline.append("decision", decision="escalate", reason=reason)
         return "escalated", None, reason
 

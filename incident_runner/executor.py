@@ -186,7 +186,7 @@ def run_playbook(
     redactor = redactor or Redactor()
     sink = _EventSink(timeline, context, redactor, on_task)
     private = Path(tempfile.mkdtemp(prefix="ir-run-"))
-    os.chmod(private, 0o700)
+    private.chmod(0o700)
     started = time.time()
     try:
         (private / "project").mkdir(mode=0o700)

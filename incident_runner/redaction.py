@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
-SECRET_NAME = re.compile(r"(token|secret|passw(or)?d|passwd|api[_-]?key|private[_-]?key|credential|auth)",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"(token|secret|passw(or)?d|passwd|api[_-]?key|private[_-]?key|credential|auth)", re.IGNORECASE
+)
 # token=..., password: "...", Authorization: Bearer ...
 ASSIGNMENT = re.compile(
     r"(?P<key>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|credential)[A-Za-z0-9_.-]*)"

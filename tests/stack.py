@@ -31,11 +31,13 @@ def env() -> dict[str, str]:
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
 
 
-def run(argv: list[str], check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], check: bool = True,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, cwd=ROOT, env=env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{argv} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        raise AssertionError(f"{argv} exited {proc.returncode}\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
     return proc
 
 
@@ -101,7 +103,8 @@ class Stack:
         (inv / "group_vars" / "all.yml").write_text(yaml.safe_dump(base, sort_keys=False))
         return inv
 
-    def playbook(self, path: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def playbook(self, path: str, *extra: str,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
         return run([str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), str(ROOT / path),
                     *extra], check=check)
 

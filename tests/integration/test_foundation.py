@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack, docker, http_json, http_status, inspect, new_stack
+from tests.stack import Stack, docker, http_json, http_status, inspect, new_stack, run
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,4 @@ def test_teardown_leaves_nothing_of_ours(tmp_path: Path) -> None:
 
 
 def _git_head(repo: Path) -> str:
-    from tests.stack import run
-
     return run(["git", "-C", str(repo), "rev-parse", "HEAD"]).stdout.strip()
