@@ -26,6 +26,7 @@ from incident_runner.paths import playbooks_dir, roles_dir, state_dir
 from incident_runner.redaction import Redactor
 from incident_runner.report import write_reports
 from incident_runner.scenario import Scenario, Step, find_scenario
+from incident_runner.severity import Level, load_config
 from incident_runner.timeline import TIMELINE_FILE, Timeline
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class RemediateRequest:
     drill: bool = False
     ci: dict[str, Any] = field(default_factory=dict)
     scenarios_dir: Path | None = None
+    config: Path | None = None  # None: discover (see severity.find_config)
 
 
 @dataclass
@@ -131,7 +133,8 @@ def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
 class Incident:
     """State of one running incident; phases are methods, decisions go to the timeline."""
 
-    def __init__(self, request: RemediateRequest, scenario: Scenario, reporter: Reporter) -> None:
+    def __init__(self, request: RemediateRequest, scenario: Scenario, reporter: Reporter,
+                 level: Level | None = None) -> None:
         self.request = request
         self.scenario = scenario
         self.reporter = reporter
@@ -143,7 +146,12 @@ class Incident:
         self.redactor.add_from_mapping(request.extra_vars)
         self.cancel = threading.Event()
         self.runs = 0
-        self.ladder_name, self.ladder = scenario.ladder_for(request.severity)
+        self.level = level
+        self.severity = level.name if level else None
+        # The level's `ladder` picks the scenario's ladder; ladder_for falls back to 'default'.
+        self.ladder_name, self.ladder = scenario.ladder_for(
+            (level.ladder or level.name) if level else request.severity)
+        self.opened_at = time.monotonic()
 
     # -- plumbing ---------------------------------------------------------
     def _base_vars(self) -> dict[str, Any]:
@@ -151,7 +159,7 @@ class Incident:
             "incident_id": self.incident_id,
             "incident_dir": str(self.dir),
             "incident_scenario": self.scenario.id,
-            "incident_severity": self.request.severity or "",
+            "incident_severity": self.severity or "",
             "target_hosts": self.scenario.hosts,
         }
 
@@ -200,7 +208,8 @@ class Incident:
         s = self.scenario
         self.timeline.append(
             "incident_opened", incident_id=self.incident_id, scenario=s.id, title=s.title,
-            description=s.description, severity=self.request.severity, ladder=self.ladder_name,
+            description=s.description, severity=self.severity,
+            severity_info=self.level.info() if self.level else {}, ladder=self.ladder_name,
             steps=[st.name for st in self.ladder], check_mode=self.request.check,
             drill=self.request.drill, inventory=str(self.inventory), hosts=s.hosts,
             limit=self.request.limit, pid=os.getpid(), runner_host=socket.gethostname(),
@@ -248,9 +257,12 @@ class Incident:
             reason = self.scenario.escalation_reason or "no local fix for this scenario"
             self.timeline.append("decision", decision="escalate", reason=reason)
             return "escalated", None, reason
+        window_passed = None
         for k, step in enumerate(self.ladder, start=1):
             if self.cancel.is_set():
                 return "interrupted", None, "interrupted by signal"
+            if k > 1 and not self.request.check and (window_passed := self._window_passed()):
+                break
             self.reporter.phase(f"mitigate {k}/{len(self.ladder)}", f"{step.name} ({step.action})")
             run = self._run("mitigate", step, step.name, self._play_for(step), timeout=step.timeout)
             self.reporter.outcome(step.name, run.ok, "; ".join(run.failures[:2]))
@@ -270,10 +282,23 @@ class Incident:
                                  reason="verification failed")
         if self.request.check:
             return "checked", None, "check mode: nothing changed"
-        reason = (f"ladder '{self.ladder_name}' exhausted ({len(self.ladder)} steps) "
-                  "without a healthy verification")
-        self.timeline.append("decision", decision="escalate", reason=reason)
+        reason = window_passed or (f"ladder '{self.ladder_name}' exhausted ({len(self.ladder)} "
+                                   "steps) without a healthy verification")
+        self.timeline.append("decision", decision="escalate", reason=reason,
+                             trigger="escalation_window" if window_passed else "ladder_exhausted")
         return "escalated", None, reason
+
+    def _window_passed(self) -> str | None:
+        """Why to escalate now: the severity's escalation window has passed (else None)."""
+        level = self.level
+        if level is None or level.escalation_window_minutes is None:
+            return None
+        elapsed = time.monotonic() - self.opened_at
+        if elapsed < level.escalation_window_minutes * 60:
+            return None
+        return (f"escalation window for {level.name} ({level.escalation_window_minutes:g} min) "
+                f"passed after {elapsed / 60:.1f} min without a verified fix; escalating to "
+                f"{', '.join(level.contacts) or 'a human'}")
 
     def _stable(self, after: str) -> bool:
         window = self.scenario.verify.stabilisation_seconds
@@ -287,7 +312,8 @@ class Incident:
 
     def escalate(self, reason: str) -> None:
         self.reporter.phase("escalate", reason)
-        self.timeline.append("escalated", reason=reason)
+        self.timeline.append("escalated", reason=reason,
+                             contacts=list(self.level.contacts) if self.level else [])
 
     def close(self, status: str, resolved_by: str | None, reason: str) -> dict[str, Any]:
         self.timeline.append("incident_closed", status=status, resolved_by=resolved_by,
@@ -311,7 +337,8 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> In
     """Open an incident for the scenario, climb its ladder, verify, report."""
     reporter = reporter or SilentReporter()
     scenario = find_scenario(request.scenario, request.scenarios_dir)
-    incident = Incident(request, scenario, reporter)
+    level = load_config(request.config).level(request.severity)  # bad input fails before opening
+    incident = Incident(request, scenario, reporter, level=level)
     status, resolved_by, reason = "failed", None, "runner error"
     with _cancel_on_signals(incident.cancel):
         try:

@@ -15,6 +15,7 @@ import click
 from incident_runner import __version__
 from incident_runner.cli.remediate import remediate
 from incident_runner.cli.scenarios import scenarios
+from incident_runner.cli.validate import validate
 from incident_runner.errors import ExitCode, IncidentRunnerError
 
 LOG = logging.getLogger("incident_runner")
@@ -24,17 +25,21 @@ LOG = logging.getLogger("incident_runner")
 @click.version_option(__version__, prog_name="incident-runner")
 @click.option("--state-dir", type=click.Path(file_okay=False), envvar="INCIDENT_RUNNER_STATE_DIR",
               help="Where incidents are kept (default ./incidents).")
+@click.option("--config", default=None, metavar="PATH",
+              help="Config file (default: $INCIDENT_RUNNER_CONFIG, else ./incident-runner.yml, "
+                   "else the project root's; without one the built-in preset p0-p3).")
 @click.option("--debug", is_flag=True, help="Log debug detail and show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, state_dir: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, state_dir: str | None, config: str | None, debug: bool) -> None:
     """Ansible-driven incident remediation: pick, run, verify, escalate, record, report."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"state_dir": state_dir, "debug": debug}
+    ctx.obj = {"state_dir": state_dir, "config": config, "debug": debug}
 
 
 cli.add_command(remediate)
 cli.add_command(scenarios)
+cli.add_command(validate)
 
 
 def main() -> None:
@@ -49,7 +54,8 @@ def main() -> None:
         exc.show()
         sys.exit(int(ExitCode.BAD_INPUT))
     except IncidentRunnerError as exc:
-        click.echo(f"incident-runner: error: {exc.message}", err=True)
+        message = " ".join(exc.message.split())  # one line, whatever the input contained
+        click.echo(f"incident-runner: error: {message}", err=True)
         sys.exit(int(exc.code))
     except Exception as exc:
         if debug:

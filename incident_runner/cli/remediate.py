@@ -16,7 +16,8 @@ from incident_runner.paths import default_inventory
 
 @click.command()
 @click.option("--scenario", "-s", required=True, help="Scenario id from the catalog.")
-@click.option("--severity", help="Severity level (picks the ladder).")
+@click.option("--severity", help="Severity level of the configured scale (picks the ladder "
+              "and the escalation window; see `incident-runner validate`).")
 @click.option("--inventory", "-i", type=click.Path(path_type=Path), default=None,
               help="Inventory path (default: inventories/staging).")
 @click.option("--limit", "-l", help="Limit to hosts matching this pattern.")
@@ -35,6 +36,7 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
         limit=limit, check=check, extra_vars=parse_extra_vars(extra_vars),
         assume_yes=assume_yes, state_dir=ctx.obj.get("state_dir"), verbosity=verbose,
+        config=ctx.obj.get("config"),
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     if as_json:
