@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from incident_runner import history
 from incident_runner.errors import ExecutionError, ExitCode, InputError
 from incident_runner.executor import PlaybookRun, TaskResult, playbook_play, role_play, run_playbook
 from incident_runner.journal import build_journal, write_journal
@@ -214,6 +215,7 @@ class Incident:
             drill=self.request.drill, inventory=str(self.inventory), hosts=s.hosts,
             limit=self.request.limit, pid=os.getpid(), runner_host=socket.gethostname(),
             ci=self.request.ci, report_hints=s.report, communication=s.communication,
+            target_key=s.lock_key,
         )
         self.reporter.phase("open", f"{self.incident_id} {s.id} ({s.title})")
 
@@ -351,6 +353,7 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> In
             status, reason = "failed", str(exc)
         finally:
             journal = incident.close(status, resolved_by, reason)
+    history.record(journal, incident.root)
     reports = write_reports(incident.dir, journal)
     reporter.outcome("close", status in {"resolved", "checked"}, f"{status}: {reason}")
     return IncidentResult(

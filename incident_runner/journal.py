@@ -128,6 +128,7 @@ def build_journal(incident_dir: Path) -> dict[str, Any]:
         "inventory": opened.get("inventory"),
         "hosts": opened.get("hosts"),
         "ci": opened.get("ci", {}),
+        "target_key": opened.get("target_key"),
         "start": opened.get("ts"),
         "end": end_ts,
         "duration_s": round(duration, 3) if duration is not None else None,

@@ -13,8 +13,11 @@ import sys
 import click
 
 from incident_runner import __version__
+from incident_runner.cli.incidents import incidents
 from incident_runner.cli.remediate import remediate
+from incident_runner.cli.report import report
 from incident_runner.cli.scenarios import scenarios
+from incident_runner.cli.stats import stats
 from incident_runner.cli.validate import validate
 from incident_runner.errors import ExitCode, IncidentRunnerError
 
@@ -40,6 +43,9 @@ def cli(ctx: click.Context, state_dir: str | None, config: str | None, debug: bo
 cli.add_command(remediate)
 cli.add_command(scenarios)
 cli.add_command(validate)
+cli.add_command(incidents)
+cli.add_command(report)
+cli.add_command(stats)
 
 
 def main() -> None:

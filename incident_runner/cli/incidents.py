@@ -1,0 +1,45 @@
+"""``incident-runner incidents``: every incident in the state dir, killed runs included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from incident_runner.chart import duration_label
+from incident_runner.history import IncidentRow, list_incidents
+from incident_runner.paths import state_dir
+
+COLUMNS = ("ID", "STARTED (UTC)", "SCENARIO", "SEVERITY", "KIND", "STATUS", "DURATION",
+           "RESOLVED BY")
+
+
+def _cells(row: IncidentRow) -> tuple[str, ...]:
+    started = (row.start or "-")[:19].replace("T", " ")
+    duration = duration_label(row.duration_s) if row.duration_s is not None else "-"
+    return (row.incident_id, started, row.scenario or "-", row.severity or "-", row.kind,
+            row.status, duration, row.resolved_by or "-")
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+                     for r in [header, *rows])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def incidents(ctx: click.Context, as_json: bool) -> None:
+    """List incidents (oldest first); runs that were killed show as interrupted."""
+    root = state_dir(ctx.obj.get("state_dir"))
+    rows = list_incidents(root)
+    if as_json:
+        click.echo(json.dumps([{**r.as_dict(), "path": str(Path(root) / r.dir)} for r in rows],
+                              indent=2))
+        return
+    if not rows:
+        click.echo(f"no incidents under {root}")
+        return
+    click.echo(table([_cells(r) for r in rows], COLUMNS))
