@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import PackageLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from incident_runner.chart import timeline_chart
 from incident_runner.fsutil import write_atomic
 
 DEFAULT_MESSAGES = {
@@ -33,7 +34,9 @@ DEFAULT_MESSAGES = {
 def _env() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         loader=PackageLoader("incident_runner", "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=False),
+        # Templates are named report.<fmt>.j2: match the inner extension too.
+        autoescape=select_autoescape(enabled_extensions=("html", "svg", "html.j2", "svg.j2"),
+                                     default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -87,15 +90,18 @@ def render(journal: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(journal, indent=2, default=str) + "\n"
     template = _env().get_template(f"report.{fmt}.j2")
-    return template.render(j=journal, messages=messages(journal))
+    return template.render(j=journal, messages=messages(journal), chart=timeline_chart(journal))
 
 
 def write_reports(incident_dir: Path, journal: dict[str, Any]) -> dict[str, Path]:
-    """Write the Markdown post-mortem and the communication messages."""
+    """Write the post-mortem (Markdown, HTML, JSON) and the communication messages."""
     out: dict[str, Path] = {}
     md = incident_dir / report_filename(journal)
     write_atomic(md, render(journal, "md"))
     out["markdown"] = md
+    for fmt in ("html", "json"):
+        out[fmt] = incident_dir / f"report.{fmt}"
+        write_atomic(out[fmt], render(journal, fmt))
     comms = incident_dir / "messages.json"
     write_atomic(comms, json.dumps(messages(journal), indent=2) + "\n")
     out["messages"] = comms
