@@ -29,6 +29,7 @@ LOG = logging.getLogger(__name__)
 
 INVENTORY_TIMEOUT = 120
 CONFIG_KEYS = {"severity", "default_severity"}
+INVENTORY_KEYS = {"hosts", "children", "vars"}
 YAML_SUFFIXES = {".yml", ".yaml"}
 _ERROR_LINE = re.compile(r"^(?:\[ERROR\]:|ERROR!)\s*(.*)$")
 _PLUGIN_FAIL = re.compile(r"Failed to parse inventory with '([a-z_.]+)' plugin: (.*)$")
@@ -72,22 +73,34 @@ def _shown(path: Path) -> str:
 
 # -- kinds -------------------------------------------------------------------
 def detect_kind(path: Path) -> str:
-    """scenario, config, catalog (a scenarios dir), or inventory. YAML errors -> 'yaml'."""
+    """scenario, config, catalog (a scenarios dir), or inventory; a YAML error raises."""
     if path.is_dir():
         return "catalog" if path.name == "scenarios" else "inventory"
-    if path.suffix not in YAML_SUFFIXES:
-        return "inventory"  # ini, script, or anything ansible-inventory understands
-    if path.parent.name == "scenarios":
-        return "scenario"
-    if path.name == CONFIG_FILE:
-        return "config"
-    data = load_yaml(path)  # a syntax error is reported against the file, kind unknown
-    if isinstance(data, dict):
-        if "ladders" in data:
+    if path.suffix in YAML_SUFFIXES:
+        if path.parent.name == "scenarios":
             return "scenario"
-        if data and set(data) <= CONFIG_KEYS:
+        if path.name == CONFIG_FILE:
             return "config"
+        return _yaml_kind(load_yaml(path))  # a syntax error is reported against the file
+    return "inventory"  # ini, script, or anything ansible-inventory understands
+
+
+def _yaml_kind(data: Any) -> str:
+    if not isinstance(data, dict) or not data:
+        return "inventory"
+    if "ladders" in data or {"id", "verify"} <= set(data):
+        return "scenario"
+    if set(data) & CONFIG_KEYS or not _inventory_shaped(data):
+        return "config"  # a typo in a config key must not pass as an empty inventory
     return "inventory"
+
+
+def _inventory_shaped(data: dict[Any, Any]) -> bool:
+    """An Ansible YAML inventory (groups of hosts/children/vars) or a plugin config."""
+    if "plugin" in data:
+        return True
+    return all(group is None or (isinstance(group, dict) and set(group) <= INVENTORY_KEYS)
+               for group in data.values())
 
 
 def check_scenario(path: Path) -> FileCheck:

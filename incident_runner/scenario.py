@@ -171,5 +171,6 @@ def find_scenario(name: str, directory: Path | None = None) -> Scenario:
     path = directory / f"{name}.yml"
     if not name or "/" in name or name.startswith(".") or not path.is_file():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.yml"))) or "none"
-        raise InputError(f"unknown scenario '{name}' (known: {known})", field="--scenario")
+        raise InputError(f"unknown scenario '{name[:60]}' (known: {known})",
+                         source=str(directory), field="--scenario")
     return load_scenario_file(path)
