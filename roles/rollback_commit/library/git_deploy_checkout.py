@@ -1,6 +1,10 @@
 #!/usr/bin/python
 """Ansible module: move a deploy checkout to a commit, recording where it was."""
 
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 module: git_deploy_checkout
 short_description: Check out a commit in a deploy checkout and record the previous HEAD
@@ -27,11 +31,9 @@ RETURN = r"""
 from: {description: HEAD before the move (full sha)., type: str}
 to: {description: HEAD after the move (full sha)., type: str}
 moved: {description: Whether HEAD moved (or would move in check mode)., type: bool}
-saved_changes: {description: Commit object holding the overwritten local changes, or empty., type: str}
+saved_changes: {description: Commit holding the overwritten local changes, or empty., type: str}
 check_mode: {description: Whether the module ran in check mode., type: bool}
 """
-
-from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
