@@ -55,11 +55,14 @@ MASK = "***"
 DEFAULT_SECRET_NAMES = r"(TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH)"  # noqa: S105 (a pattern)
 # Token-like strings; a group named "keep" is kept, the rest of the match masked.
 BUILTIN_PATTERNS = [
+    # An Authorization header's whole value (Bearer, Basic, Token, a bare key).
+    r"(?i)(?P<keep>authorization[\"']?\s*[:=]\s*[\[\"']*)[^\"'\r\n\]]+",
     # "Authorization: Bearer x" - before the assignment rule, which would mask only "Bearer".
     r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}",
     # password=..., "api_key": "...", X-Auth-Token: ...
-    r"(?i)(?P<keep>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|credential|auth)"
-    r"[A-Za-z0-9_.-]*\"?\s*[:=]\s*\"?)[^\s\"',;&]{3,}",
+    # ("author" is not a secret-looking key)
+    r"(?i)(?P<keep>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|credential"
+    r"|auth(?!or(?:s|ed)?\b))[A-Za-z0-9_.-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]{3,}",
     # https://user:password@host
     r"(?P<keep>://[^/\s:@]+:)[^/\s@]+(?=@)",
     r"gh[pousr]_[A-Za-z0-9]{20,}",
