@@ -71,7 +71,7 @@ BUILTIN_PATTERNS = [
     r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
     r"(?P<keep>hooks\.slack\.com/services/)[A-Za-z0-9/_-]+",
 ]
-_TS = re.compile(r"^(\S+?)(?:\.(\d+))?(?:Z|[+-]\d\d:\d\d)?\s")
+_TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(?:Z|[+-]\d\d:\d\d)\s")
 
 
 class Redactor:
