@@ -10,7 +10,7 @@ bash scripts/setup.sh
 source .venv/bin/activate
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
-echo "test: ruff";          ruff check incident_runner tests bench
+echo "test: ruff";          ruff check incident_runner tests bench roles
 echo "test: mypy";          mypy
 echo "test: yamllint";      yamllint -s .
 echo "test: ansible-lint";  ansible-lint -q --profile production roles playbooks

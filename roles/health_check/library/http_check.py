@@ -3,6 +3,14 @@
 
 from __future__ import annotations
 
+import math
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 ---
 module: http_check
@@ -24,12 +32,6 @@ options:
   name: {type: str, required: false, description: Label used in messages.}
 """
 
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible.module_utils.basic import AnsibleModule
 
 
 def _one(url: str, timeout: float) -> tuple[int, float, str]:
@@ -49,8 +51,8 @@ def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     if not ordered:
         return 0.0
-    index = max(0, int(round(0.95 * len(ordered) + 0.5)) - 1)
-    return ordered[min(index, len(ordered) - 1)]
+    # nearest-rank percentile
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
 def main() -> None:
@@ -80,7 +82,8 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=p["concurrency"]) as pool:
         while True:
             rounds += 1
-            results = list(pool.map(lambda _: _one(p["url"], p["timeout"]), range(p["concurrency"])))
+            results = list(pool.map(lambda _: _one(p["url"], p["timeout"]),
+                                    range(p["concurrency"])))
             statuses = [r[0] for r in results]
             last = {"statuses": statuses, "errors": [r[2] for r in results if r[2]]}
             if all(s in p["status"] for s in statuses):
