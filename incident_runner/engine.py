@@ -24,9 +24,12 @@ from incident_runner.errors import ExecutionError, ExitCode, InputError
 from incident_runner.executor import PlaybookRun, TaskResult, playbook_play, role_play, run_playbook
 from incident_runner.journal import build_journal, write_journal
 from incident_runner.paths import playbooks_dir, roles_dir, state_dir
+from incident_runner.plan import PlanInput, build_plan, plan_lines
 from incident_runner.redaction import Redactor
-from incident_runner.report import write_reports
+from incident_runner.report import message_templates, render_message, write_reports
+from incident_runner.safety import ApprovalGate, Budget, FlapGuard, FlapVerdict, SafetySettings
 from incident_runner.scenario import Scenario, Step, find_scenario
+from incident_runner.secrets import vault_values
 from incident_runner.severity import Level, load_config
 from incident_runner.timeline import TIMELINE_FILE, Timeline
 
@@ -67,6 +70,8 @@ class RemediateRequest:
     ci: dict[str, Any] = field(default_factory=dict)
     scenarios_dir: Path | None = None
     config: Path | None = None  # None: discover (see severity.find_config)
+    timeout_seconds: float | None = None  # None: the config's safety.incident_timeout_minutes
+    vault_password_file: Path | None = None
 
 
 @dataclass
@@ -87,6 +92,8 @@ class IncidentResult:
             "resolved_by": self.journal.get("resolved_by"),
             "duration_s": self.journal.get("duration_s"),
             "reason": self.journal.get("reason", ""),
+            **({"plan": self.journal.get("plan"), "check_results": self.journal.get(
+                "check_results")} if self.journal.get("check_mode") else {}),
         }
 
 
@@ -135,16 +142,27 @@ class Incident:
     """State of one running incident; phases are methods, decisions go to the timeline."""
 
     def __init__(self, request: RemediateRequest, scenario: Scenario, reporter: Reporter,
-                 level: Level | None = None) -> None:
+                 level: Level | None = None, safety: SafetySettings | None = None) -> None:
         self.request = request
         self.scenario = scenario
         self.reporter = reporter
         self.inventory = check_inventory(request.inventory)
         self.root = state_dir(request.state_dir)
+        self.safety = safety or SafetySettings()
+        self.redactor = Redactor.from_environment(self.safety.secret_env)
+        self.redactor.add_from_mapping(request.extra_vars)
+        if request.vault_password_file is not None:  # a bad password file fails before opening
+            for value in vault_values(self.inventory, request.vault_password_file):
+                self.redactor.add(value)
         self.incident_id, self.dir = new_incident_dir(self.root, scenario.id)
         self.timeline = Timeline(self.dir / TIMELINE_FILE)
-        self.redactor = Redactor.from_environment()
-        self.redactor.add_from_mapping(request.extra_vars)
+        timeout = request.timeout_seconds
+        if timeout is None and self.safety.incident_timeout_minutes is not None:
+            timeout = self.safety.incident_timeout_minutes * 60
+        self.budget = Budget(timeout)
+        self.gate = ApprovalGate(request.assume_yes, timeout=self.safety.approval_timeout_seconds)
+        self.flap: FlapVerdict | None = None
+        self.check_notes: list[str] = []
         self.cancel = threading.Event()
         self.runs = 0
         self.level = level
@@ -170,8 +188,10 @@ class Incident:
         ident = f"{self.runs:02d}-{phase}-{name}"
         check_mode = self.request.check if check is None else check
         action = step.action if step else name
+        timeout, by_budget = self.budget.cap(timeout)  # the incident's time budget caps steps
         self.timeline.append("step_started", phase=phase, step=name, action=action,
-                             destructive=bool(step and step.destructive), check_mode=check_mode)
+                             destructive=bool(step and step.destructive), check_mode=check_mode,
+                             timeout_s=timeout)
         try:
             run = run_playbook(
                 ident=ident, play=play, inventory=self.inventory, timeline=self.timeline,
@@ -179,12 +199,17 @@ class Incident:
                 limit=self.request.limit, data_vars=self.request.extra_vars, check=check_mode,
                 timeout=timeout, verbosity=self.request.verbosity, redactor=self.redactor,
                 cancel=self.cancel, on_task=self.reporter.task,
+                vault_password_file=self.request.vault_password_file,
             )
         except ExecutionError as exc:
             self.timeline.append("step_finished", phase=phase, step=name, status="error",
                                  rc=None, summary=self.redactor.text(str(exc)))
             raise
         summary = "; ".join(run.failures[:3]) if not run.ok else f"{run.changed} change(s)"
+        if run.status == "timeout":
+            limit = "incident time budget" if by_budget else "step timeout"
+            summary = (f"timed out after {timeout}s ({limit}); the playbook and every process "
+                       "it started were killed")
         self.timeline.append("step_finished", phase=phase, step=name, status=run.status,
                              rc=run.rc, changed=run.changed, duration=round(run.duration, 3),
                              summary=summary)
@@ -218,6 +243,7 @@ class Incident:
             target_key=s.lock_key,
         )
         self.reporter.phase("open", f"{self.incident_id} {s.id} ({s.title})")
+        self.plan()
 
     def diagnose(self) -> None:
         if not self.scenario.diagnostics_enabled:
@@ -259,11 +285,14 @@ class Incident:
             reason = self.scenario.escalation_reason or "no local fix for this scenario"
             self.timeline.append("decision", decision="escalate", reason=reason)
             return "escalated", None, reason
+        stop = self._flap_guard()  # a safety rail's reason to escalate instead of acting
         window_passed = None
-        for k, step in enumerate(self.ladder, start=1):
+        for k, step in enumerate(self.ladder if stop is None else (), start=1):
             if self.cancel.is_set():
                 return "interrupted", None, "interrupted by signal"
             if k > 1 and not self.request.check and (window_passed := self._window_passed()):
+                break
+            if (stop := self._before_step(step)) is not None:
                 break
             self.reporter.phase(f"mitigate {k}/{len(self.ladder)}", f"{step.name} ({step.action})")
             run = self._run("mitigate", step, step.name, self._play_for(step), timeout=step.timeout)
@@ -271,8 +300,12 @@ class Incident:
             if run.status in {"canceled"} or self.cancel.is_set():
                 return "interrupted", None, "interrupted by signal"
             if self.request.check:
+                self._note_check(step, run)
                 continue
             if not run.ok:
+                if self.budget.expired:
+                    stop = self._out_of_time(step.name)
+                    break
                 self.timeline.append("decision", decision="next_step", after=step.name,
                                      reason=f"step {run.status}")
                 continue
@@ -282,13 +315,93 @@ class Incident:
                 return "resolved", step.name, f"verified healthy after {step.name}"
             self.timeline.append("decision", decision="next_step", after=step.name,
                                  reason="verification failed")
+        if self.request.check and stop is None:
+            return "checked", None, self._check_reason()
+        if stop is None:
+            stop = window_passed or (f"ladder '{self.ladder_name}' exhausted "
+                                     f"({len(self.ladder)} steps) without a healthy verification")
+            self.timeline.append(
+                "decision", decision="escalate", reason=stop,
+                trigger="escalation_window" if window_passed else "ladder_exhausted")
+        return "escalated", None, stop
+
+    # -- safety rails (incident_runner/safety.py, docs/safety.md) -------------
+    def plan(self) -> None:
+        """Record the plan in the timeline; under --check print it first."""
+        s = self.scenario
+        self.flap = FlapGuard.for_scenario(s.flap_max, s.flap_window_minutes, self.safety,
+                                           self.root).check(s.lock_key)
+        plan = build_plan(PlanInput(
+            scenario=s, level=self.level, ladder_name=self.ladder_name, ladder=self.ladder,
+            inventory=self.inventory, limit=self.request.limit,
+            extra_vars=self.request.extra_vars, check=self.request.check, flap=self.flap,
+            budget=self.budget, gate=self.gate, diagnostics=s.diagnostics_enabled,
+        ), self.redactor)
+        self.timeline.append("plan", plan=plan)
         if self.request.check:
-            return "checked", None, "check mode: nothing changed"
-        reason = window_passed or (f"ladder '{self.ladder_name}' exhausted ({len(self.ladder)} "
-                                   "steps) without a healthy verification")
+            for line in plan_lines(plan):
+                self.reporter.phase("plan", self.redactor.text(line))
+
+    def _flap_guard(self) -> str | None:
+        """Past the flap limit the runner does not act: the reason to escalate, else None."""
+        if self.flap is None or self.flap.allowed or self.request.check:
+            return None
+        reason = self.flap.reason
+        self.timeline.append("flap_guard", **self.flap.as_event())
         self.timeline.append("decision", decision="escalate", reason=reason,
-                             trigger="escalation_window" if window_passed else "ladder_exhausted")
-        return "escalated", None, reason
+                             trigger="flap_guard")
+        self.reporter.phase("flap guard", reason)
+        return reason
+
+    def _before_step(self, step: Step) -> str | None:
+        """Time budget and approval before a step; the reason to escalate instead, else None."""
+        if self.budget.expired:
+            return self._out_of_time(step.name)
+        if not step.destructive or self.request.check:
+            return None
+        approval = self.gate.approve(step.name, step.action, step.destructive,
+                                     self.budget.left())
+        self.timeline.append("approval", **approval.as_event(step.name))
+        self.reporter.phase("approval", approval.reason)
+        if approval.approved:
+            return None
+        reason = f"{approval.reason}; escalating to a human"
+        self.timeline.append("decision", decision="escalate", after=step.name, reason=reason,
+                             trigger="approval")
+        return reason
+
+    def _out_of_time(self, where: str) -> str:
+        reason = (f"incident timeout: the time budget of {self.budget.seconds or 0:g}s ran out "
+                  f"at '{where}'; escalating to a human")
+        self.timeline.append("decision", decision="escalate", after=where, reason=reason,
+                             trigger="incident_timeout")
+        return reason
+
+    def _note_check(self, step: Step, run: PlaybookRun) -> None:
+        """What a check-mode run of one step showed; unknown impact is never 'safe'."""
+        notes = [f"{step.name}: {t.task} on {t.host}: impact unknown (cannot be checked)"
+                 for t in run.impact_unknown]
+        notes += [f"{step.name}: {t.task} on {t.host} RAN FOR REAL (check_mode: false) and "
+                  "changed something" for t in run.ran_for_real]
+        if not run.ok:
+            notes.append(f"{step.name}: check run {run.status}; the tasks after the failure "
+                         "were not checked: impact unknown")
+        self.check_notes += notes
+        self.timeline.append("check_result", step=step.name, status=run.status,
+                             would_change=[f"{t.task} on {t.host}" for t in run.would_change],
+                             impact_unknown=[f"{t.task} on {t.host}" for t in run.impact_unknown],
+                             ran_for_real=[f"{t.task} on {t.host}" for t in run.ran_for_real],
+                             ok=run.ok)
+        for note in notes:
+            self.reporter.phase("impact", note)
+
+    def _check_reason(self) -> str:
+        if not self.check_notes:
+            return "check mode: nothing changed; every step's tasks were checked"
+        forced = any("RAN FOR REAL" in n for n in self.check_notes)
+        head = ("check mode: a task with check_mode: false changed something"
+                if forced else "check mode: nothing changed")
+        return f"{head}; impact unknown for part of the plan: " + "; ".join(self.check_notes[:5])
 
     def _window_passed(self) -> str | None:
         """Why to escalate now: the severity's escalation window has passed (else None)."""
@@ -316,15 +429,44 @@ class Incident:
         self.reporter.phase("escalate", reason)
         self.timeline.append("escalated", reason=reason,
                              contacts=list(self.level.contacts) if self.level else [])
+        self.notify("escalated", reason)
+
+    def notify(self, kind: str, reason: str = "") -> None:
+        """Send the scenario's `kind` message to the webhook, when one is configured."""
+        url = os.environ.get(WEBHOOK_ENV, "")
+        if not self.scenario.notify or self.request.check:
+            return
+        if not url:
+            self.timeline.append("skipped", phase="notify", step=f"notify-{kind}",
+                                 reason=f"no webhook configured (${WEBHOOK_ENV})")
+            return
+        self.redactor.add(url)  # webhook URLs carry their token
+        # The incident is still open: say what is decided now, not "not closed".
+        journal = {**build_journal(self.dir), "reason": reason,
+                   "status": {"initial": "open", "resolved": "resolved"}.get(kind, kind)}
+        text = self.redactor.text(render_message(message_templates(journal)[kind], journal))
+        play_vars = {
+            **self._base_vars(), "notify_url": url, "notify_message": text,
+            "notify_format": os.environ.get(WEBHOOK_FORMAT_ENV, "slack"),
+            "notify_incident_id": self.incident_id, "notify_scenario": self.scenario.id,
+            "notify_severity": self.severity or "", "notify_phase": kind,
+        }
+        play = role_play(f"{self.scenario.id}: notify {kind}", "localhost", "notify", play_vars)
+        play[0]["connection"] = "local"
+        run = self._run("notify", None, f"notify-{kind}", play, check=False)
+        self.reporter.outcome(f"notify {kind}", run.ok, "; ".join(run.failures[:1]))
 
     def close(self, status: str, resolved_by: str | None, reason: str) -> dict[str, Any]:
         self.timeline.append("incident_closed", status=status, resolved_by=resolved_by,
-                             reason=reason)
+                             reason=self.redactor.text(reason))
         self.timeline.close()
         journal = build_journal(self.dir)
         write_journal(self.dir, journal)
         return journal
 
+
+WEBHOOK_ENV = "INCIDENT_RUNNER_WEBHOOK_URL"
+WEBHOOK_FORMAT_ENV = "INCIDENT_RUNNER_WEBHOOK_FORMAT"
 
 EXIT_FOR_STATUS = {
     "resolved": ExitCode.RESOLVED,
@@ -339,16 +481,20 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> In
     """Open an incident for the scenario, climb its ladder, verify, report."""
     reporter = reporter or SilentReporter()
     scenario = find_scenario(request.scenario, request.scenarios_dir)
-    level = load_config(request.config).level(request.severity)  # bad input fails before opening
-    incident = Incident(request, scenario, reporter, level=level)
+    config = load_config(request.config)
+    level = config.level(request.severity)  # bad input fails before opening
+    incident = Incident(request, scenario, reporter, level=level, safety=config.safety)
     status, resolved_by, reason = "failed", None, "runner error"
     with _cancel_on_signals(incident.cancel):
         try:
             incident.open()
+            incident.notify("initial")
             incident.diagnose()
             status, resolved_by, reason = incident.mitigate()
             if status == "escalated":
                 incident.escalate(reason)
+            elif status == "resolved":
+                incident.notify("resolved", reason)
         except ExecutionError as exc:
             status, reason = "failed", str(exc)
         finally:

@@ -79,8 +79,13 @@ def render_message(template: str, journal: dict[str, Any]) -> str:
         return f"(message template error: {type(exc).__name__}: {exc})"
 
 
+def message_templates(journal: dict[str, Any]) -> dict[str, str]:
+    """The scenario's communication templates over the defaults."""
+    return {**DEFAULT_MESSAGES, **(journal.get("communication") or {})}
+
+
 def messages(journal: dict[str, Any]) -> dict[str, str]:
-    templates = {**DEFAULT_MESSAGES, **(journal.get("communication") or {})}
+    templates = message_templates(journal)
     wanted = ["initial", "update"]
     wanted.append("resolved" if journal.get("status") == "resolved" else "escalated")
     return {kind: render_message(templates[kind], journal) for kind in wanted}
