@@ -15,4 +15,5 @@ echo "test: mypy";          mypy
 echo "test: yamllint";      yamllint -s .
 echo "test: ansible-lint";  ansible-lint -q --profile production roles playbooks
 echo "test: pytest"
-exec pytest "$@"
+# Three workers on two cores: most time is spent waiting on Docker and Ansible.
+exec pytest -n "${IR_TEST_WORKERS:-3}" --dist loadgroup "$@"
