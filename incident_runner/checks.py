@@ -28,7 +28,7 @@ from incident_runner.validation import load_yaml
 LOG = logging.getLogger(__name__)
 
 INVENTORY_TIMEOUT = 120
-CONFIG_KEYS = {"severity", "default_severity"}
+CONFIG_KEYS = {"severity", "default_severity", "safety"}
 INVENTORY_KEYS = {"hosts", "children", "vars"}
 YAML_SUFFIXES = {".yml", ".yaml"}
 _ERROR_LINE = re.compile(r"^(?:\[ERROR\]:|ERROR!)\s*(.*)$")
@@ -112,8 +112,13 @@ def check_scenario(path: Path) -> FileCheck:
 
 
 def _config_detail(config: Config) -> str:
+    safety = config.safety
+    timeout = (f"{safety.incident_timeout_minutes:g} min" if safety.incident_timeout_minutes
+               else "none")
     return (f"scale {config.scale.name}: {', '.join(config.scale.names)}; "
-            f"default severity: {config.default_severity or 'none (unrated)'}")
+            f"default severity: {config.default_severity or 'none (unrated)'}; "
+            f"flap guard: {safety.flap_max} per {safety.flap_window_minutes:g} min; "
+            f"incident timeout: {timeout}")
 
 
 def check_config(path: Path) -> tuple[FileCheck, Config]:

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 from incident_runner import history
 from incident_runner.errors import ExecutionError, ExitCode, InputError
-from incident_runner.executor import PlaybookRun, TaskResult, playbook_play, role_play, run_playbook
+from incident_runner.executor import (
+    PlaybookRun,
+    TaskResult,
+    mark_unsafe,
+    playbook_play,
+    role_play,
+    run_playbook,
+)
 from incident_runner.journal import build_journal, write_journal
 from incident_runner.paths import playbooks_dir, roles_dir, state_dir
 from incident_runner.plan import PlanInput, build_plan, plan_lines
@@ -174,12 +181,13 @@ class Incident:
 
     # -- plumbing ---------------------------------------------------------
     def _base_vars(self) -> dict[str, Any]:
+        # Data, never templates (a state dir path may contain "{{").
         return {
-            "incident_id": self.incident_id,
-            "incident_dir": str(self.dir),
-            "incident_scenario": self.scenario.id,
-            "incident_severity": self.severity or "",
-            "target_hosts": self.scenario.hosts,
+            "incident_id": mark_unsafe(self.incident_id),
+            "incident_dir": mark_unsafe(str(self.dir)),
+            "incident_scenario": mark_unsafe(self.scenario.id),
+            "incident_severity": mark_unsafe(self.severity or ""),
+            "target_hosts": mark_unsafe(self.scenario.hosts),
         }
 
     def _run(self, phase: str, step: Step | None, name: str, play: list[dict[str, Any]],
@@ -262,7 +270,8 @@ class Incident:
         self.reporter.outcome("diagnose", run.ok, "" if run.ok else "; ".join(run.failures[:2]))
 
     def verify(self, label: str) -> bool:
-        checks = [c.as_vars() for c in self.scenario.verify.checks]
+        # A check's url is a template (e.g. {{ stack_url }}); its name is data.
+        checks = [{**c.as_vars(), "name": mark_unsafe(c.name)} for c in self.scenario.verify.checks]
         play_vars = {**self._base_vars(), **self.scenario.verify.vars,
                      "health_check_checks": checks}
         play: list[dict[str, Any]] = [{
@@ -445,8 +454,9 @@ class Incident:
         journal = {**build_journal(self.dir), "reason": reason,
                    "status": {"initial": "open", "resolved": "resolved"}.get(kind, kind)}
         text = self.redactor.text(render_message(message_templates(journal)[kind], journal))
-        play_vars = {
-            **self._base_vars(), "notify_url": url, "notify_message": text,
+        play_vars = {  # the message and URL are data: a title with "{{ }}" must not run
+            **self._base_vars(), "notify_url": mark_unsafe(url),
+            "notify_message": mark_unsafe(text),
             "notify_format": os.environ.get(WEBHOOK_FORMAT_ENV, "slack"),
             "notify_incident_id": self.incident_id, "notify_scenario": self.scenario.id,
             "notify_severity": self.severity or "", "notify_phase": kind,

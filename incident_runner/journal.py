@@ -140,6 +140,9 @@ def build_journal(incident_dir: Path) -> dict[str, Any]:
         "verifications": verifications,
         "decisions": decisions,
         "timeline": entries,
+        "plan": next((e.get("plan") for e in events if e["kind"] == "plan"), None),
+        "check_results": [{k: v for k, v in e.items() if k != "seq"} for e in events
+                          if e["kind"] == "check_result"],
         "report_hints": opened.get("report_hints", {}),
         "communication": opened.get("communication", {}),
         "events": len(events),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import yaml
 
 from incident_runner.errors import InputError
 from incident_runner.paths import project_root
+from incident_runner.safety import SafetySettings
 from incident_runner.validation import load_yaml, validate
 
 LOG = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Config:
     source: Path | None  # None: no config file, built-in defaults
     scale: SeverityScale
     default_severity: str | None = None
+    safety: SafetySettings = field(default_factory=SafetySettings)
 
     @property
     def origin(self) -> str:
@@ -243,10 +245,12 @@ def parse_config(data: Any, source: Path) -> Config:
     name, description, levels = _merge_levels(preset, overrides, str(source))
     scale = SeverityScale(name=name, description=description,
                           levels=tuple(_level(raw, name, i) for i, raw in enumerate(levels)))
-    config = Config(source=source, scale=scale, default_severity=data.get("default_severity"))
+    safety = SafetySettings.from_config(data.get("safety"))
+    config = Config(source=source, scale=scale, default_severity=data.get("default_severity"),
+                    safety=safety)
     level = config.level(None)  # an unknown default raises InputError naming default_severity
     if level is not None:  # store the canonical spelling (p2 -> P2)
-        config = Config(source=source, scale=scale, default_severity=level.name)
+        config = Config(source=source, scale=scale, default_severity=level.name, safety=safety)
     return config
 
 

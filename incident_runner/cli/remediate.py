@@ -12,6 +12,7 @@ from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
 from incident_runner.paths import default_inventory
+from incident_runner.safety import parse_duration
 
 
 @click.command()
@@ -25,18 +26,27 @@ from incident_runner.paths import default_inventory
 @click.option("--extra-var", "-e", "extra_vars", multiple=True, metavar="KEY=VALUE",
               help="Extra variable (repeatable); passed to Ansible as data, never templated.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Approve destructive steps.")
+@click.option("--timeout", "timeout", metavar="DURATION", default=None,
+              help="Time budget of the incident (90s, 15m, 1h; a bare number is minutes); "
+                   "default: the config's safety.incident_timeout_minutes.")
+@click.option("--vault-password-file", type=click.Path(path_type=Path), default=None,
+              help="Passed to ansible-playbook; every vaulted value in the inventory is "
+                   "masked in all output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="Ansible verbosity (-v .. -vvvv).")
 @click.pass_context
 def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
-              as_json: bool, verbose: int) -> int:
+              as_json: bool, verbose: int, timeout: str | None,
+              vault_password_file: Path | None) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
     request = RemediateRequest(
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
         limit=limit, check=check, extra_vars=parse_extra_vars(extra_vars),
         assume_yes=assume_yes, state_dir=ctx.obj.get("state_dir"), verbosity=verbose,
         config=ctx.obj.get("config"),
+        timeout_seconds=parse_duration(timeout) if timeout is not None else None,
+        vault_password_file=vault_password_file,
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     if as_json:

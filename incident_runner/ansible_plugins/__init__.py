@@ -1,0 +1,1 @@
+"""Ansible plugins the executor enables for the playbooks it runs."""
