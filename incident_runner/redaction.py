@@ -19,7 +19,8 @@ SECRET_NAME = re.compile(
 )
 # token=..., password: "...", Authorization: Bearer ...
 ASSIGNMENT = re.compile(
-    r"(?P<key>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|credential)[A-Za-z0-9_.-]*)"
+    r"(?P<key>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|private[_-]?key"
+    r"|credential)[A-Za-z0-9_.-]*)"
     r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<value>[^\s\"',;&]+)",
     re.IGNORECASE,
 )
@@ -78,8 +79,9 @@ class Redactor:
     def data(self, value: Any, key: str = "") -> Any:
         if isinstance(value, str):
             return MASK if key and SECRET_NAME.search(key) and value else self.text(value)
-        if isinstance(value, Mapping):
-            return {k: self.data(v, str(k)) for k, v in value.items()}
+        if isinstance(value, Mapping):  # keys too: results keyed by values (labels, items)
+            return {self.text(k) if isinstance(k, str) else k: self.data(v, str(k))
+                    for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.data(v, key) for v in value]
         return value
