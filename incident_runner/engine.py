@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -30,6 +31,13 @@ from incident_runner.executor import (
     run_playbook,
 )
 from incident_runner.journal import build_journal, write_journal
+from incident_runner.lock import (
+    DEFAULT_LOCK_TIMEOUT,
+    LockBusyError,
+    TargetLock,
+    describe_holder,
+    lock_keys,
+)
 from incident_runner.paths import playbooks_dir, roles_dir, state_dir
 from incident_runner.plan import PlanInput, build_plan, plan_lines
 from incident_runner.redaction import Redactor
@@ -41,6 +49,10 @@ from incident_runner.severity import Level, load_config
 from incident_runner.timeline import TIMELINE_FILE, Timeline
 
 LOG = logging.getLogger(__name__)
+
+# Failures by which a step refuses because only a human can decide (never guess):
+# the runner escalates at once instead of climbing on.
+ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),)
 
 
 class Reporter(Protocol):
@@ -77,6 +89,7 @@ class RemediateRequest:
     ci: dict[str, Any] = field(default_factory=dict)
     scenarios_dir: Path | None = None
     config: Path | None = None  # None: discover (see severity.find_config)
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for the target lock
     timeout_seconds: float | None = None  # None: the config's safety.incident_timeout_minutes
     vault_password_file: Path | None = None
 
@@ -312,8 +325,9 @@ class Incident:
                 self._note_check(step, run)
                 continue
             if not run.ok:
-                if self.budget.expired:
-                    stop = self._out_of_time(step.name)
+                stop = (self._out_of_time(step.name) if self.budget.expired
+                        else self._refused(step, run))
+                if stop is not None:
                     break
                 self.timeline.append("decision", decision="next_step", after=step.name,
                                      reason=f"step {run.status}")
@@ -412,6 +426,66 @@ class Incident:
                 if forced else "check mode: nothing changed")
         return f"{head}; impact unknown for part of the plan: " + "; ".join(self.check_notes[:5])
 
+    # -- target lock (incident_runner/lock.py, docs/ci.md) ---------------------
+    lock: TargetLock | None = None
+
+    def take_lock(self) -> tuple[str, str | None, str] | None:
+        """Hold the target's lock before anything looks or acts; an outcome if it ends here.
+
+        A run that had to wait looks first: if the run that held the lock left the
+        target healthy, this one resolves without acting again.
+        """
+        if self.request.check:  # a dry run changes nothing: it needs no lock
+            return None
+        timeout = self.request.lock_timeout
+        self.lock = TargetLock(self.root, lock_keys(self.scenario), holder={
+            "incident_id": self.incident_id, "scenario": self.scenario.id})
+
+        def waiting(key: str, holder: dict[str, Any]) -> None:
+            reason = f"waiting up to {timeout:g}s for {describe_holder(holder)}"
+            self.timeline.append("lock", phase="lock", decision="wait", step=key, holder=holder,
+                                 reason=reason)
+            self.reporter.phase("lock", f"{key}: {reason}")
+
+        try:
+            self.lock.acquire(timeout, self.cancel, waiting)
+        except LockBusyError as exc:
+            if exc.cancelled:
+                return "interrupted", None, "interrupted by signal"
+            reason = f"{exc}; escalating instead of acting concurrently"
+            self.timeline.append("lock", phase="lock", decision="timeout", step=exc.key,
+                                 holder=exc.holder, waited_s=round(exc.waited, 3), reason=reason)
+            self.timeline.append("decision", decision="escalate", reason=reason, trigger="lock")
+            return "escalated", None, reason
+        keys = ", ".join(self.lock.keys)
+        waited = (f" after waiting {self.lock.waited:.1f}s for "
+                  f"{describe_holder(self.lock.last_holder)}" if self.lock.contended else "")
+        self.timeline.append("lock", phase="lock", decision="acquired", step=keys,
+                             waited_s=round(self.lock.waited, 3), reason=f"holding {keys}{waited}")
+        if not self.lock.contended or not self.verify("after-lock-wait"):
+            return None
+        other = self.lock.last_holder.get("incident_id") or "another run"
+        reason = f"healthy after {other} released the lock; nothing left to do"
+        self.timeline.append("decision", decision="resolved", reason=reason, trigger="lock")
+        return "resolved", None, reason
+
+    def release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.close()
+
+    def _refused(self, step: Step, run: PlaybookRun) -> str | None:
+        """A step that refused because a human must decide: the reason to escalate now."""
+        refusal = next((f for f in run.failures if any(p.search(f) for p in ESCALATE_AT_ONCE)),
+                       None)
+        if refusal is None:
+            return None
+        made = "no change made" if run.changed == 0 else f"{run.changed} change(s) made"
+        reason = (f"step {step.name} refused: {refusal.split(': ', 1)[-1]} ({made}); "
+                  "a human must decide")
+        self.timeline.append("decision", decision="escalate", after=step.name, reason=reason,
+                             trigger="refused")
+        return reason
+
     def _window_passed(self) -> str | None:
         """Why to escalate now: the severity's escalation window has passed (else None)."""
         level = self.level
@@ -499,8 +573,11 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> In
         try:
             incident.open()
             incident.notify("initial")
-            incident.diagnose()
-            status, resolved_by, reason = incident.mitigate()
+            outcome = incident.take_lock()
+            if outcome is None:
+                incident.diagnose()
+                outcome = incident.mitigate()
+            status, resolved_by, reason = outcome
             if status == "escalated":
                 incident.escalate(reason)
             elif status == "resolved":
@@ -508,7 +585,10 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> In
         except ExecutionError as exc:
             status, reason = "failed", str(exc)
         finally:
-            journal = incident.close(status, resolved_by, reason)
+            try:
+                journal = incident.close(status, resolved_by, reason)
+            finally:
+                incident.release_lock()
     history.record(journal, incident.root)
     reports = write_reports(incident.dir, journal)
     reporter.outcome("close", status in {"resolved", "checked"}, f"{status}: {reason}")

@@ -50,7 +50,7 @@ def _timeline_row(event: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "step_finished":
         return {"ts": event["ts"], "phase": event.get("phase"), "step": event.get("step"),
                 "status": event.get("status"), "detail": event.get("summary", "")}
-    if kind in {"decision", "escalated", "skipped", "approval", "flap_guard"}:
+    if kind in {"decision", "escalated", "skipped", "approval", "flap_guard", "lock"}:
         return {"ts": event["ts"], "phase": event.get("phase", "decide"),
                 "step": event.get("after") or event.get("step") or "-",
                 "status": event.get("decision", kind), "detail": event.get("reason", "")}
@@ -99,7 +99,7 @@ def build_journal(incident_dir: Path) -> dict[str, Any]:
             current = None
         elif kind == "verify_result":
             verifications.append({k: v for k, v in event.items() if k not in {"seq"}})
-        elif kind in {"decision", "escalated", "skipped", "approval", "flap_guard"}:
+        elif kind in {"decision", "escalated", "skipped", "approval", "flap_guard", "lock"}:
             decisions.append({k: v for k, v in event.items() if k not in {"seq"}})
     start = _parse(opened.get("ts"))
     if closed:
