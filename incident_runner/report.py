@@ -25,7 +25,8 @@ DEFAULT_MESSAGES = {
                "Automated remediation ({{ scenario }}) is running.",
     "update": "[{{ severity or 'unrated' }}] {{ incident_id }}: {{ steps | length }} step(s) run; "
               "status {{ status }}.",
-    "resolved": "[{{ severity or 'unrated' }}] {{ incident_id }} resolved by {{ resolved_by }} "
+    "resolved": "[{{ severity or 'unrated' }}] {{ incident_id }} resolved"
+                "{{ (' by ' ~ resolved_by) if resolved_by else '' }} "
                 "in {{ duration_s }}s: {{ title }}.",
     "escalated": "[{{ severity or 'unrated' }}] {{ incident_id }} needs a human: {{ reason }}",
 }

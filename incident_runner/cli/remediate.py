@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from incident_runner.cli.options import parse_extra_vars
+from incident_runner.cli.pipeline import Pipeline, pipeline_options, summary_json
 from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
@@ -34,11 +34,12 @@ from incident_runner.safety import parse_duration
                    "masked in all output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="Ansible verbosity (-v .. -vvvv).")
+@pipeline_options
 @click.pass_context
 def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
               as_json: bool, verbose: int, timeout: str | None,
-              vault_password_file: Path | None) -> int:
+              vault_password_file: Path | None, pipeline: Pipeline) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
     request = RemediateRequest(
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
@@ -47,11 +48,14 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         config=ctx.obj.get("config"),
         timeout_seconds=parse_duration(timeout) if timeout is not None else None,
         vault_password_file=vault_password_file,
+        ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
+    outputs = pipeline.publish(result)
     if as_json:
-        click.echo(json.dumps(result.summary(), indent=2))
+        click.echo(summary_json(result, outputs))
     else:
         click.echo(f"{result.incident_id}: {result.status} "
                    f"(exit {int(result.exit_code)}); report: {result.reports['markdown']}")
+        pipeline.echo(outputs)
     return int(result.exit_code)
