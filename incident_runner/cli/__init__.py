@@ -14,6 +14,7 @@ import click
 
 from incident_runner import __version__
 from incident_runner.cli.incidents import incidents
+from incident_runner.cli.mark_good import mark_good
 from incident_runner.cli.remediate import remediate
 from incident_runner.cli.report import report
 from incident_runner.cli.scenarios import scenarios
@@ -46,6 +47,7 @@ cli.add_command(validate)
 cli.add_command(incidents)
 cli.add_command(report)
 cli.add_command(stats)
+cli.add_command(mark_good)
 
 
 def main() -> None:
