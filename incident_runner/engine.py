@@ -183,6 +183,7 @@ class Incident:
         self.gate = ApprovalGate(request.assume_yes, timeout=self.safety.approval_timeout_seconds)
         self.flap: FlapVerdict | None = None
         self.check_notes: list[str] = []
+        self.would_change = 0
         self.cancel = threading.Event()
         self.runs = 0
         self.level = level
@@ -410,6 +411,7 @@ class Incident:
             notes.append(f"{step.name}: check run {run.status}; the tasks after the failure "
                          "were not checked: impact unknown")
         self.check_notes += notes
+        self.would_change += len(run.would_change)
         self.timeline.append("check_result", step=step.name, status=run.status,
                              would_change=[f"{t.task} on {t.host}" for t in run.would_change],
                              impact_unknown=[f"{t.task} on {t.host}" for t in run.impact_unknown],
@@ -419,11 +421,12 @@ class Incident:
             self.reporter.phase("impact", note)
 
     def _check_reason(self) -> str:
-        if not self.check_notes:
-            return "check mode: nothing changed; every step's tasks were checked"
         forced = any("RAN FOR REAL" in n for n in self.check_notes)
         head = ("check mode: a task with check_mode: false changed something"
                 if forced else "check mode: nothing changed")
+        head += f"; {self.would_change} task(s) would change"
+        if not self.check_notes:
+            return f"{head}; every step's tasks were checked"
         return f"{head}; impact unknown for part of the plan: " + "; ".join(self.check_notes[:5])
 
     # -- target lock (incident_runner/lock.py, docs/ci.md) ---------------------

@@ -1,5 +1,9 @@
 """Issue 4, must show: ``kill -9`` of the runner in the middle of a playbook leaves a
-timeline every command still reads, and the incident shows as interrupted."""
+timeline every command still reads, and the incident shows as interrupted.
+
+Issue 7, must show: the playbook dies with the runner (no ansible-playbook,
+worker or module process of that run survives, so nothing goes on changing
+the system unrecorded) and its private data dir is removed."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -80,9 +85,28 @@ def _wait_for_task(state: Path, proc: subprocess.Popen[bytes], logs: Path,
     pytest.fail("the slow task never started")
 
 
+class KilledRun(NamedTuple):
+    folder: Path
+    run_env: dict[str, str]
+    descendants: list[int]  # the runner's process tree just before the kill
+    private_dirs: list[Path]  # the playbooks' private data dirs (their cwd's parent)
+
+
+def _private_dirs(pids: list[int]) -> list[Path]:
+    found = set()
+    for pid in pids:
+        try:
+            cwd = Path(f"/proc/{pid}/cwd").readlink()
+        except OSError:
+            continue
+        if cwd.name == "project" and cwd.parent.name.startswith("ir-run-"):
+            found.add(cwd.parent)
+    return sorted(found)
+
+
 @pytest.fixture
 def killed_incident(stack: Stack, slow_home: Path, tmp_path: Path,
-                    _state_under_tmp: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+                    _state_under_tmp: Path) -> Iterator[KilledRun]:
     """Start a real ``remediate``, wait until its slow task runs, ``kill -9`` it."""
     run_env = {**env(), "INCIDENT_RUNNER_HOME": str(slow_home),
                "INCIDENT_RUNNER_STATE_DIR": str(_state_under_tmp)}
@@ -98,9 +122,10 @@ def killed_incident(stack: Stack, slow_home: Path, tmp_path: Path,
         time.sleep(0.5)  # let the playbook settle into the wait
         leftovers = _descendants(proc.pid)
         assert leftovers, "the runner should have ansible-playbook running under it"
+        private = _private_dirs(leftovers)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL  # reaped: its pid is gone
-        yield folder, run_env
+        yield KilledRun(folder, run_env, leftovers, private)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -116,8 +141,8 @@ def _cli(run_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_kill_9_mid_playbook_leaves_a_readable_interrupted_incident(
-        killed_incident: tuple[Path, dict[str, str]]) -> None:
-    folder, run_env = killed_incident
+        killed_incident: KilledRun) -> None:
+    folder, run_env = killed_incident.folder, killed_incident.run_env
 
     # The timeline parses line by line; only a torn last line may not.
     lines = (folder / "timeline.jsonl").read_bytes().split(b"\n")
@@ -180,3 +205,41 @@ def test_unknown_incident_is_bad_input(_state_under_tmp: Path) -> None:
     proc = _cli(run_env, "report", "INC-20000101-000000")
     assert proc.returncode == 2
     assert "INC-20000101-000000" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kill_9_takes_the_playbook_down_with_the_runner(killed_incident: KilledRun) -> None:
+    """No ansible-playbook, worker or module process of the killed run survives it."""
+    tree = killed_incident.descendants
+    cmdlines = {pid: _cmdline(pid) for pid in tree}
+    assert any("ansible-playbook" in c for c in cmdlines.values()), cmdlines
+    # Ansible's workers leave the playbook's process group (setsid): killing the group
+    # alone would miss them. The guard kills the whole tree.
+    assert len({_pgid(pid) for pid in tree} - {None}) > 1, "workers run in their own session"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(_alive, tree)):
+        time.sleep(0.1)
+    survivors = {pid: cmdlines[pid] for pid in tree if _alive(pid)}
+    assert survivors == {}, f"still running after the runner died: {survivors}"
+    assert killed_incident.private_dirs, "the playbook ran from a private data dir"
+    for private in killed_incident.private_dirs:
+        assert not private.exists(), f"{private} (extra vars, the play) was left behind"
+    assert not [c for c in _all_cmdlines() if any(str(p) in c
+                                                  for p in killed_incident.private_dirs)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _all_cmdlines() -> list[str]:
+    return [_cmdline(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
