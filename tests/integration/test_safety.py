@@ -211,6 +211,37 @@ def test_the_incident_timeout_caps_the_step_and_escalates(
     assert not [c for c in _cmdlines() if c.startswith(f"sleep {seconds}")]
 
 
+def test_sigterm_to_the_runner_stops_the_whole_playbook_tree(
+        home: Path, _state_under_tmp: Path, server: tuple[str, list[str]], marks: Path) -> None:
+    url, _ = server
+    seconds = str(9000 + os.getpid() % 1000)
+    run_env = {**env(), "INCIDENT_RUNNER_STATE_DIR": str(_state_under_tmp),
+               "INCIDENT_RUNNER_HOME": str(home),
+               "INCIDENT_RUNNER_CONFIG": str(home / "incident-runner.yml")}
+    run_env.pop("INCIDENT_RUNNER_WEBHOOK_URL", None)
+    proc = subprocess.Popen(
+        [CLI, "remediate", "--scenario", "hang-long", "--inventory", str(home / "inventory"),
+         "-e", f"safety_url={url}", "-e", f"safety_dir={marks}", "-e", f"hang_seconds={seconds}"],
+        cwd=ROOT, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not [c for c in _cmdlines() if c.startswith(f"sleep {seconds}")]:
+            assert time.monotonic() < deadline and proc.poll() is None, "the step never hung"
+            time.sleep(0.1)
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err  # interrupted
+    assert not [c for c in _cmdlines() if c.startswith(f"sleep {seconds}")]
+    [folder] = _state_under_tmp.glob("INC-*-hang-long")
+    evts = events(folder)
+    assert steps(evts)["hang"]["status"] == "canceled"
+    assert evts[-1]["kind"] == "incident_closed" and evts[-1]["status"] == "interrupted"
+
+
 def test_bad_timeout_is_bad_input(home: Path, _state_under_tmp: Path) -> None:
     proc = cli("remediate", "--scenario", "hang-step", "--timeout", "soon", home=home,
                state=_state_under_tmp)
