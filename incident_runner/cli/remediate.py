@@ -26,6 +26,8 @@ from incident_runner.safety import parse_duration
 @click.option("--extra-var", "-e", "extra_vars", multiple=True, metavar="KEY=VALUE",
               help="Extra variable (repeatable); passed to Ansible as data, never templated.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Approve destructive steps.")
+@click.option("--drill", is_flag=True, hidden=True,
+              help="Record the incident as a drill (set by `incident-runner drill`).")
 @click.option("--timeout", "timeout", metavar="DURATION", default=None,
               help="Time budget of the incident (90s, 15m, 1h; a bare number is minutes); "
                    "default: the config's safety.incident_timeout_minutes.")
@@ -38,13 +40,14 @@ from incident_runner.safety import parse_duration
 @click.pass_context
 def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
-              as_json: bool, verbose: int, timeout: str | None,
+              as_json: bool, verbose: int, drill: bool, timeout: str | None,
               vault_password_file: Path | None, pipeline: Pipeline) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
     request = RemediateRequest(
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
         limit=limit, check=check, extra_vars=parse_extra_vars(extra_vars),
         assume_yes=assume_yes, state_dir=ctx.obj.get("state_dir"), verbosity=verbose,
+        drill=drill,
         config=ctx.obj.get("config"),
         timeout_seconds=parse_duration(timeout) if timeout is not None else None,
         vault_password_file=vault_password_file,
