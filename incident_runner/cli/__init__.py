@@ -13,6 +13,7 @@ import sys
 import click
 
 from incident_runner import __version__
+from incident_runner.cli.drill import drill
 from incident_runner.cli.incidents import incidents
 from incident_runner.cli.mark_good import mark_good
 from incident_runner.cli.remediate import remediate
@@ -47,6 +48,7 @@ cli.add_command(validate)
 cli.add_command(incidents)
 cli.add_command(report)
 cli.add_command(stats)
+cli.add_command(drill)
 cli.add_command(mark_good)
 
 

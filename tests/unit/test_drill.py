@@ -1,0 +1,310 @@
+"""Drills without Docker: the detector against a local HTTP server, and how a drill's
+leftovers (probe.json, fault.json, runner.json, verified.json, the incident) become
+an outcome, timings, a history entry and a table."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from incident_runner import drill_probe, history
+from incident_runner.cli import cli
+from incident_runner.drill import (
+    DrillRun,
+    available_drills,
+    evaluate,
+    last_failure,
+    markdown,
+    select_drills,
+    table,
+)
+from incident_runner.errors import IncidentRunnerError, InputError
+from incident_runner.journal import build_journal, write_journal
+from incident_runner.scenario import catalog
+from tests.unit.timelines import T0, iso, write_incident
+
+
+# -- the detector ---------------------------------------------------------------------
+class Behaviour:
+    status = 200
+    delay = 0.0
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, type[Behaviour]]]:
+    behaviour = type("B", (Behaviour,), {})
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(behaviour.delay)
+            self.send_response(behaviour.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/health", behaviour
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _state(out: Path) -> dict[str, Any]:
+    return dict(json.loads(out.read_text())) if out.exists() else {}
+
+
+def _wait_armed(out: Path, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while _state(out).get("state") != "armed":
+        assert time.monotonic() < deadline, _state(out)
+        time.sleep(0.02)
+
+
+def test_probe_arms_on_a_healthy_endpoint_and_detects_the_first_failure(
+        server: tuple[str, type[Behaviour]], tmp_path: Path) -> None:
+    url, behaviour = server
+    out = tmp_path / "probe.json"
+    rc: list[int] = []
+    thread = threading.Thread(target=lambda: rc.append(drill_probe.run(
+        [drill_probe.ProbeCheck(name="api", url=url)], out, interval=0.02, deadline=10)))
+    thread.start()
+    _wait_armed(out)
+    broke_at = time.time()
+    behaviour.status = 502
+    thread.join(10)
+    state = _state(out)
+    assert rc == [0]
+    assert state["state"] == "detected"
+    assert state["check"] == "api" and "status 502" in state["detail"]
+    # The round that saw it started at most one interval (+ one request) before the break.
+    assert broke_at - 0.1 <= state["detected"] <= broke_at + 1
+    assert state["armed"] <= state["detected"]
+
+
+def test_probe_detects_latency_over_budget_not_a_single_fast_round(
+        server: tuple[str, type[Behaviour]], tmp_path: Path) -> None:
+    url, behaviour = server
+    out = tmp_path / "probe.json"
+    check = drill_probe.ProbeCheck(name="web", url=url, concurrency=2, p95_ms=100)
+    rc: list[int] = []
+    thread = threading.Thread(target=lambda: rc.append(
+        drill_probe.run([check], out, interval=0.02, deadline=10, window=2)))
+    thread.start()
+    _wait_armed(out)
+    behaviour.delay = 0.2
+    thread.join(10)
+    assert rc == [0]
+    assert "p95" in _state(out)["detail"] and "over 100 ms" in _state(out)["detail"]
+
+
+def test_probe_reports_a_fault_it_never_saw(server: tuple[str, type[Behaviour]],
+                                            tmp_path: Path) -> None:
+    url, _ = server
+    out = tmp_path / "probe.json"
+    rc = drill_probe.run([drill_probe.ProbeCheck(name="api", url=url)], out, interval=0.02,
+                         deadline=0.3)
+    assert rc == 1
+    assert _state(out)["state"] == "not-detected"
+    assert _state(out)["detected"] is None
+
+
+def test_probe_refuses_to_arm_on_an_unhealthy_stack(server: tuple[str, type[Behaviour]],
+                                                    tmp_path: Path) -> None:
+    url, behaviour = server
+    behaviour.status = 500
+    out = tmp_path / "probe.json"
+    rc = drill_probe.run([drill_probe.ProbeCheck(name="api", url=url)], out, interval=0.02,
+                         baseline_timeout=0.3)
+    assert rc == 2
+    assert _state(out)["state"] == "unhealthy-baseline"
+    assert _state(out)["armed"] is None
+
+
+def test_probe_command_line(tmp_path: Path) -> None:
+    # Nothing listens on port 9 of 127.0.0.1: the baseline never passes.
+    out = tmp_path / "probe.json"
+    rc = drill_probe.main(["--out", str(out), "--baseline-timeout", "0.2", "--interval", "0.05",
+                           "--check", json.dumps({"name": "api", "url": "http://127.0.0.1:9/",
+                                                  "timeout": 0.2})])
+    assert rc == 2
+    assert _state(out)["checks"] == ["api"]
+    with pytest.raises(SystemExit):
+        drill_probe.main(["--out", str(out), "--check", '{"name": "no url"}'])
+
+
+# -- a drill's leftovers -----------------------------------------------------------------
+FAULT_AT = T0 + timedelta(seconds=-5)
+
+
+def _incident(root: Path, *, resolved: bool = True) -> Path:
+    """An incident as the drill's runner leaves it: opened at T0, one mitigation at T0+1s."""
+    folder = write_incident(
+        root, drill=True, status="resolved" if resolved else "escalated",
+        steps=[("diagnose", "capture-diagnostics", "successful", 0.0),
+               ("mitigate", "reconnect-networks", "successful", 2.0),
+               ("verify", "after-reconnect-networks", "successful", 1.0)] if resolved else [],
+        resolved_by="reconnect-networks" if resolved else None,
+        escalate_reason=None if resolved else "no local fix: dependency down")
+    if resolved:  # the runner's decision, just before it closes
+        lines = (folder / "timeline.jsonl").read_text().splitlines()
+        lines.insert(-1, json.dumps({"seq": 99, "ts": iso(T0 + timedelta(seconds=4)),
+                                     "kind": "decision", "decision": "resolved",
+                                     "after": "reconnect-networks", "reason": "verified"}))
+        (folder / "timeline.jsonl").write_text("\n".join(lines) + "\n")
+        write_journal(folder, build_journal(folder))
+    return folder
+
+
+def _leftovers(workdir: Path, *, probe: str | None = "detected", fault: bool = True,
+               runner_rc: int | None = 0, expect: str = "resolved", verified: bool = True,
+               resolved: bool = True) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = FAULT_AT.timestamp()
+    probe_state = {"state": probe, "pid": 1, "armed": start - 1,
+                   "detected": start + 1.5 if probe == "detected" else None,
+                   "check": "api", "detail": "status 502 (expected [200])"}
+    if probe is not None:
+        (workdir / "probe.json").write_text(json.dumps(probe_state))
+    if fault:
+        (workdir / "fault.json").write_text(json.dumps(
+            {"started": start, "injected": start + 3, "detected": probe_state["detected"],
+             "probe": probe_state}))
+    if runner_rc is not None:
+        folder = _incident(workdir / "incidents", resolved=resolved)
+        summary = {"incident_id": "INC-20261124-060000", "dir": str(folder),
+                   "status": "resolved" if resolved else "escalated",
+                   "resolved_by": "reconnect-networks" if resolved else None,
+                   "reason": "verified healthy" if resolved else "no local fix: dependency down"}
+        (workdir / "runner.json").write_text(json.dumps(
+            {"rc": runner_rc, "expect": expect, "summary": summary, "stderr": ""}))
+    if verified:
+        (workdir / "verified.json").write_text("{}")
+
+
+def test_a_recovered_drill_is_timed_from_the_fault_and_recorded_as_a_drill(
+        tmp_path: Path) -> None:
+    workdir, state = tmp_path / "run" / "proxy-502", tmp_path / "state"
+    _leftovers(workdir)
+    result = evaluate("proxy-502", workdir, 0, "", state, wall_s=42.0)
+    assert (result.outcome, result.ok) == ("recovered", True)
+    assert result.resolved_by == "reconnect-networks"
+    # The fault started 5 s before the incident opened (T0).
+    assert result.detect_s == 1.5
+    assert result.first_action_s == 6.0   # mitigation started at T0 + 1 s
+    assert result.recovered_s == 9.0      # decision at T0 + 4 s
+    assert result.total_s == 42.0
+    # The incident moved into the state dir stats reads, with the drill's timing.
+    assert result.incident_dir == str(state / "INC-20261124-060000-proxy-502")
+    assert not list((workdir / "incidents").glob("INC-*"))
+    assert json.loads((state / "INC-20261124-060000-proxy-502" / "drill.json").read_text())[
+        "outcome"] == "recovered"
+    stats = history.stats(state)
+    assert [s["scenario"] for s in stats["drills"]] == ["proxy-502"]
+    assert stats["incidents"] == []
+
+
+def test_an_escalation_drill_passes_when_the_runner_escalates(tmp_path: Path) -> None:
+    workdir = tmp_path / "run" / "dependency-down"
+    _leftovers(workdir, runner_rc=3, expect="escalated", resolved=False)
+    result = evaluate("dependency-down", workdir, 0, "", tmp_path / "state", 30.0)
+    assert (result.outcome, result.ok) == ("escalated", True)
+    assert result.first_action_s is None and result.recovered_s is None
+    assert result.escalated_s == 6.0  # escalated at T0 + 1 s
+    assert "dependency down" in result.reason
+
+
+@pytest.mark.parametrize(("kwargs", "molecule_rc", "outcome", "words"), [
+    ({"runner_rc": 3, "resolved": False}, 2, "not-recovered", "exited 3 (escalated)"),
+    ({"runner_rc": 0, "expect": "escalated"}, 2, "not-escalated", "exited 0"),
+    ({"verified": False}, 2, "not-verified", "verify failed: boom"),
+    ({"fault": False, "runner_rc": None, "verified": False}, 2, "fault-not-injected",
+     "playbooks/faults/proxy-502.yml failed"),
+    ({"probe": "not-detected", "runner_rc": None, "verified": False}, 2, "fault-not-injected",
+     "did nothing the detector could see (not-detected)"),
+    ({"probe": "unhealthy-baseline", "fault": False, "runner_rc": None, "verified": False}, 2,
+     "error", "not healthy before the fault"),
+    ({"probe": None, "fault": False, "runner_rc": None, "verified": False}, 2, "error",
+     "create failed"),
+    ({}, None, "timeout", "did not finish"),
+    ({}, 2, "error", "after verify (destroy?)"),
+])
+def test_a_drill_that_did_not_do_its_job_fails(tmp_path: Path, kwargs: dict[str, Any],
+                                               molecule_rc: int | None, outcome: str,
+                                               words: str) -> None:
+    workdir = tmp_path / "run" / "proxy-502"
+    _leftovers(workdir, **kwargs)
+    log = 'TASK [x]\nfatal: [localhost]: FAILED! => {"changed": false, "msg": "boom"}\n'
+    result = evaluate("proxy-502", workdir, molecule_rc, log, tmp_path / "state", 10.0)
+    assert (result.outcome, result.ok) == (outcome, False)
+    assert words in result.reason
+
+
+def test_last_failure_reads_one_line_and_multi_line_results() -> None:
+    assert last_failure("ok: [localhost]\n") == ""
+    assert last_failure('fatal: [localhost]: FAILED! => {"msg": "one"}\nfatal: [localhost]: '
+                        'FAILED! => {\n  "changed": false,\n  "msg": "two"\n}\n') == "two"
+    looped = {"msg": "One or more items failed", "results": [
+        {"failed": False, "msg": "fine"}, {"failed": True, "msg": "item broke"}]}
+    assert last_failure(f"failed: [localhost] => {json.dumps(looped)}") == (
+        "One or more items failed | item broke")
+
+
+def test_table_and_markdown(tmp_path: Path) -> None:
+    ok_dir, bad_dir = tmp_path / "run" / "proxy-502", tmp_path / "run" / "oom"
+    _leftovers(ok_dir)
+    _leftovers(bad_dir, fault=False, runner_rc=None, verified=False)
+    results = [evaluate("proxy-502", ok_dir, 0, "", tmp_path / "state", 40.0),
+               evaluate("oom", bad_dir, 2, "", tmp_path / "state", 20.0)]
+    text = table(results).splitlines()
+    assert text[0].split()[:2] == ["SCENARIO", "OUTCOME"]
+    assert text[1].split()[:6] == ["proxy-502", "recovered", "1.5s", "6.0s", "9.0s", "4.2s"]
+    assert text[2].split()[:2] == ["oom", "fault-not-injected"]
+    run = DrillRun(run_id="DRILL-1", dir=tmp_path, state_dir=tmp_path, jobs=2, results=results,
+                   started="2026-11-24T06:00:00Z", duration_s=60)
+    md = markdown(run, "incident-runner drill --all --markdown docs/drills.md")
+    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | reconnect-networks |"
+            in md)
+    assert "1 of 2 drills passed" in md
+    assert "`incident-runner drill --all --markdown docs/drills.md`" in md
+
+
+# -- selection and the command line --------------------------------------------------------
+def test_every_catalog_scenario_has_a_drill() -> None:
+    assert available_drills() == sorted(catalog())
+
+
+def test_select_drills(tmp_path: Path) -> None:
+    assert select_drills([]) == available_drills()
+    assert select_drills(["oom", "oom", "proxy-502"]) == ["oom", "proxy-502"]
+    with pytest.raises(InputError, match="no drill for nope"):
+        select_drills(["nope"])
+    with pytest.raises(InputError, match="no drills found"):
+        select_drills([], home=tmp_path)
+
+
+@pytest.mark.parametrize("args", [[], ["--all", "--scenario", "oom"], ["--scenario", "nope"]])
+def test_drill_command_bad_input_exits_2(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "drill", *args],
+                                standalone_mode=False)
+    assert isinstance(result.exception, IncidentRunnerError)
+    assert int(result.exception.code) == 2
+    assert not (tmp_path / "drills").exists()
+
+
+def test_drill_list() -> None:
+    result = CliRunner().invoke(cli, ["drill", "--list"], catch_exceptions=False)
+    assert result.output.split() == available_drills()
