@@ -64,7 +64,10 @@ docker_engine() {
   if docker info >/dev/null 2>&1; then return 0; fi
   mkdir -p "$RUN_DIR" /var/log/incident-runner
   # No systemd here: start dockerd ourselves, detached from this shell.
-  setsid nohup /usr/sbin/dockerd >/var/log/incident-runner/dockerd.log 2>&1 </dev/null &
+  # Small /24 pools: every staging stack makes four networks, and parallel
+  # tests exhaust Docker's default /16 pools (about 30 networks) quickly.
+  setsid nohup /usr/sbin/dockerd --default-address-pool base=10.213.0.0/16,size=24 \
+    >/var/log/incident-runner/dockerd.log 2>&1 </dev/null &
   echo $! >"$RUN_DIR/dockerd.pid"
   for _ in $(seq 1 100); do
     docker info >/dev/null 2>&1 && return 0

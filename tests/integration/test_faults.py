@@ -1,6 +1,6 @@
 """Fault injection playbooks (playbooks/faults/*.yml) against a real staging stack.
 
-One stack for the whole module (project ir-f-test, port 18450). For each
+One stack for the whole module (project ir-f-test-<pid>, a free port). For each
 scenario: run the fault playbook, check in Python - over HTTP to 127.0.0.1 and
 with ``docker inspect`` - that the fault is really there, then reset with
 clear.yml and/or stack.yml (idempotent, restarts stopped services) and check
@@ -12,6 +12,7 @@ a teardown undoes a deployed commit here). Functions run in file order.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.error
@@ -23,12 +24,24 @@ from typing import Any
 
 import pytest
 
-from tests.stack import LABEL, ROOT, VENV_BIN, Stack, docker, http_json, http_status, inspect, run
+from tests.stack import (
+    LABEL,
+    ROOT,
+    VENV_BIN,
+    Stack,
+    docker,
+    free_port,
+    http_json,
+    http_status,
+    inspect,
+    run,
+)
 
 pytestmark = pytest.mark.integration
 
-PROJECT = "ir-f-test"
-PORT = 18450
+# Own project name per test process and a free port, so parallel runs never collide.
+PROJECT = f"ir-f-test-{os.getpid() % 10000}"
+PORT = free_port()
 FAULTS = ROOT / "playbooks" / "faults"
 CLEAR = FAULTS / "clear.yml"
 STACK = ROOT / "playbooks" / "stack.yml"

@@ -36,7 +36,8 @@ def test_proxy_502_fault_and_remediation(stack: Stack, tmp_path: Path) -> None:
     for net in ("api_net", "web_net"):
         docker("network", "disconnect", f"{stack.project}_{net}", stack.container("proxy"))
     assert http_status(stack.url + "/api/health") == 502
-    assert http_status(stack.url + "/web/health") == 502
+    # web sits behind dynamic upstreams: with none resolvable Caddy answers 503.
+    assert http_status(stack.url + "/web/health") in {502, 503}
 
     proc = stack.remediate("--scenario", "proxy-502", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
