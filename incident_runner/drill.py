@@ -256,8 +256,8 @@ def verdict(scenario: str, result: DrillResult, *, molecule_rc: int | None,
         (not fault, "fault-not-injected",
          lambda: f"playbooks/faults/{scenario}.yml failed, the fault is not real: {failure}"),
         (result.detect_s is None, "fault-not-injected",
-         lambda: "the fault injection did nothing the detector could see "
-                 f"({(fault.get('probe') or {}).get('state')}): {failure}"),
+         lambda: failure or "the fault injection did nothing the detector could see "
+                            f"(detector {(fault.get('probe') or {}).get('state')})"),
         (not runner, "error", lambda: f"the runner did not run: {failure}"),
         (runner.get("rc") != EXPECT_RC.get(expect),
          "not-recovered" if expect == "resolved" else "not-escalated",

@@ -234,7 +234,7 @@ def test_an_escalation_drill_passes_when_the_runner_escalates(tmp_path: Path) ->
     ({"fault": False, "runner_rc": None, "verified": False}, 2, "fault-not-injected",
      "playbooks/faults/proxy-502.yml failed"),
     ({"probe": "not-detected", "runner_rc": None, "verified": False}, 2, "fault-not-injected",
-     "did nothing the detector could see (not-detected)"),
+     "boom"),
     ({"probe": "unhealthy-baseline", "fault": False, "runner_rc": None, "verified": False}, 2,
      "error", "not healthy before the fault"),
     ({"probe": None, "fault": False, "runner_rc": None, "verified": False}, 2, "error",
@@ -251,6 +251,15 @@ def test_a_drill_that_did_not_do_its_job_fails(tmp_path: Path, kwargs: dict[str,
     result = evaluate("proxy-502", workdir, molecule_rc, log, tmp_path / "state", 10.0)
     assert (result.outcome, result.ok) == (outcome, False)
     assert words in result.reason
+
+
+def test_an_unseen_fault_without_a_log_still_says_why(tmp_path: Path) -> None:
+    workdir = tmp_path / "run" / "proxy-502"
+    _leftovers(workdir, probe="armed", runner_rc=None, verified=False)
+    result = evaluate("proxy-502", workdir, 2, "", tmp_path / "state", 10.0)
+    assert result.outcome == "fault-not-injected"
+    assert result.reason == ("the fault injection did nothing the detector could see "
+                             "(detector armed)")
 
 
 def test_last_failure_reads_one_line_and_multi_line_results() -> None:

@@ -1,0 +1,134 @@
+"""Issue 5, must show: ``incident-runner drill --all`` is green, every drill is in
+``stats`` as a drill, and a drill that does not recover - or whose fault injection
+silently did nothing - fails the run.
+
+Each drill is ``molecule test -s drill-<scenario>`` against its own stack (project
+ir-drill-<scenario>, ports 18700-18709; the failing fixtures use 18790-18791),
+so drills run two at a time (``--jobs 2``, this machine has 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from incident_runner.drill import available_drills
+from tests.stack import LABEL, ROOT, VENV_BIN, docker, env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIXTURE_HOME = ROOT / "tests" / "fixtures" / "drill_home"
+JOBS = "2"
+TIMEOUT_S = 1500
+
+
+def _cli(run_env: dict[str, str], *args: str, timeout: float = 120,
+         cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "incident-runner"), *args], cwd=cwd, env=run_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _drill_leftovers(projects: list[str]) -> dict[str, list[str]]:
+    found = {}
+    for project in projects:
+        ids = docker("ps", "-aq", "--filter", f"label={LABEL}={project}").split()
+        ids += docker("network", "ls", "-q", "--filter", f"label={LABEL}={project}").split()
+        if ids:
+            found[project] = ids
+    return found
+
+
+def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT,
+             ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], float]:
+    started = time.monotonic()
+    proc = _cli(run_env, "--state-dir", str(state), "drill", "--all", "--jobs", JOBS, "--json",
+                timeout=TIMEOUT_S, cwd=cwd)
+    elapsed = time.monotonic() - started
+    print(proc.stderr)
+    try:
+        run = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"drill --all printed no JSON (exit {proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc, run, elapsed
+
+
+def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) -> None:
+    run_env = {**env(), "INCIDENT_RUNNER_STATE_DIR": str(_state_under_tmp)}
+    proc, run, elapsed = _run_all(run_env, _state_under_tmp)
+    results = {d["scenario"]: d for d in run["drills"]}
+    for name, d in results.items():
+        print(f"{name:20} {d['outcome']:18} detect {d['detect_s']}s first action "
+              f"{d['first_action_s']}s recovered {d['recovered_s']}s escalated "
+              f"{d['escalated_s']}s drill {d['total_s']}s")
+    print(f"drill --all --jobs {JOBS}: {elapsed:.0f}s")
+    failed = {n: (d["outcome"], d["reason"], d["log"]) for n, d in results.items() if not d["ok"]}
+    assert proc.returncode == 0 and not failed, failed
+    assert sorted(results) == available_drills()
+    assert len(results) == 10
+    no_local_fix = {"dependency-down", "credential-expired"}
+    for name, d in results.items():
+        assert d["outcome"] == ("escalated" if name in no_local_fix else "recovered"), name
+        assert d["detect_s"] is not None and d["detect_s"] >= 0, name
+        if name not in no_local_fix:
+            assert d["detect_s"] <= d["first_action_s"] <= d["recovered_s"], d
+        drill_json = json.loads((Path(d["incident_dir"]) / "drill.json").read_text())
+        assert drill_json["outcome"] == d["outcome"]
+    # stats keeps the drills apart from real incidents.
+    stats = json.loads(_cli(run_env, "stats", "--json").stdout)
+    assert stats["incidents"] == []
+    by_scenario = {s["scenario"]: s for s in stats["drills"]}
+    assert sorted(by_scenario) == available_drills()
+    for name, s in by_scenario.items():
+        assert s["count"] == 1, s
+        assert s["escalated" if name in no_local_fix else "resolved"] == 1, s
+    rows = json.loads(_cli(run_env, "incidents", "--json").stdout)
+    assert {r["kind"] for r in rows} == {"drill"}
+    assert _drill_leftovers([f"ir-drill-{n}" for n in results]) == {}
+
+
+@pytest.fixture
+def failing_home(tmp_path: Path) -> Path:
+    """A project root whose drills must fail: the shipped roles, playbooks, inventories,
+    config and shared drill plays, plus the fixture scenarios and drills."""
+    home = tmp_path / "home"
+    (home / "molecule").mkdir(parents=True)
+    for name in ("roles", "playbooks", "inventories", "ansible.cfg", "incident-runner.yml"):
+        (home / name).symlink_to(ROOT / name)
+    (home / "scenarios").symlink_to(FIXTURE_HOME / "scenarios")
+    (home / "molecule" / "resources").symlink_to(ROOT / "molecule" / "resources")
+    for drill in (FIXTURE_HOME / "molecule").iterdir():
+        shutil.copytree(drill, home / "molecule" / drill.name)
+    return home
+
+
+def test_a_drill_that_does_not_recover_or_whose_fault_does_nothing_fails(
+        failing_home: Path, _state_under_tmp: Path) -> None:
+    run_env = {**env(), "INCIDENT_RUNNER_HOME": str(failing_home),
+               "INCIDENT_RUNNER_STATE_DIR": str(_state_under_tmp)}
+    proc, run, elapsed = _run_all(run_env, _state_under_tmp, cwd=failing_home)
+    print(f"failing drills: {elapsed:.0f}s")
+    results = {d["scenario"]: d for d in run["drills"]}
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert not run["ok"]
+    # The fault playbook "succeeded" but nothing broke: caught by the detector.
+    quiet = results["quiet"]
+    assert quiet["outcome"] == "fault-not-injected", quiet
+    assert "did nothing the detector could see" in quiet["reason"]
+    assert quiet["incident_id"] is None  # the runner never ran
+    # A real fault the ladder cannot fix: the runner escalates, the drill fails.
+    stuck = results["stuck"]
+    assert stuck["outcome"] == "not-recovered", stuck
+    assert "exited 3 (escalated)" in stuck["reason"]
+    assert stuck["detect_s"] is not None
+    table = _cli(run_env, "--state-dir", str(_state_under_tmp), "stats", "--json")
+    drills = {s["scenario"]: s for s in json.loads(table.stdout)["drills"]}
+    assert drills["stuck"]["escalated"] == 1
+    assert "quiet" not in drills
+    assert _drill_leftovers(["ir-drill-quiet", "ir-drill-stuck"]) == {}
