@@ -30,6 +30,7 @@ Work dirs and molecule logs stay under ``<state dir>/drills/<run id>/``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -37,8 +38,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -361,6 +363,28 @@ def drill_env(workdir: Path) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def drill_lock(scenario: str, timeout_s: float) -> Iterator[bool]:
+    """One run of a drill at a time on this machine (its stack's project and port are
+    fixed, and create removes a leftover stack). Yields False if not had in time."""
+    path = Path(tempfile.gettempdir()) / f"incident-runner-drill-{scenario}.lock"
+    with path.open("a") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_drill(scenario: str, run_dir: Path, state_root: Path, home: Path,
               timeout_s: float = DEFAULT_TIMEOUT_S) -> DrillResult:
     workdir = run_dir / scenario
@@ -368,9 +392,14 @@ def run_drill(scenario: str, run_dir: Path, state_root: Path, home: Path,
     log = workdir / "molecule.log"
     env = drill_env(workdir)
     started = time.monotonic()
-    rc = _molecule("test", scenario, env, home, log, timeout_s)
-    if rc is None:  # stopped mid-way: tear the drill's stack down anyway
-        _molecule("destroy", scenario, env, home, log, 300)
+    with drill_lock(scenario, timeout_s) as locked:
+        if not locked:
+            return DrillResult(scenario=scenario, outcome="error", workdir=str(workdir),
+                               reason=f"another run of drill {scenario} held its lock for "
+                                      f"{timeout_s:g}s")
+        rc = _molecule("test", scenario, env, home, log, timeout_s)
+        if rc is None:  # stopped mid-way: tear the drill's stack down anyway
+            _molecule("destroy", scenario, env, home, log, 300)
     wall = time.monotonic() - started
     text = log.read_text(encoding="utf-8", errors="replace")
     return evaluate(scenario, workdir, rc, text[-200_000:], state_root, wall)
@@ -460,7 +489,8 @@ def markdown(run: DrillRun, command: str) -> str:
         "verifies the stack independently and tears it down. Times are seconds from the "
         "start of the fault injection:",
         "",
-        "- **detect**: the detector's first failed health probe (what a monitor would alert on);",
+        "- **detect**: the detector's first failed health probe (what a monitor would alert on; "
+        "*detected by* says what it saw);",
         "- **first action**: the runner's first mitigation step started (the runner starts "
         "after the injection playbook ends, then captures diagnostics first);",
         "- **recovered**: the runner's verified `resolved` decision (after its stabilisation "
@@ -469,14 +499,14 @@ def markdown(run: DrillRun, command: str) -> str:
         "- **drill total**: the whole drill, stack up and down included.",
         "",
         "| scenario | outcome | detect | first action | recovered | runner | drill total "
-        "| resolved by / escalation reason |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| detected by | resolved by / escalation reason |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in run.results:
         c = cells(r)
         why = r.resolved_by if r.outcome == "recovered" and r.resolved_by else r.reason
         lines.append(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {c[4]} | {c[5]} | {c[6]} | "
-                     f"{_md(why or '-')} |")
+                     f"{_md(r.detected_by or '-')} | {_md(why or '-')} |")
     lines += ["", f"Result: {sum(r.ok for r in run.results)} of {len(run.results)} drills "
               f"{'passed' if run.ok else 'passed; see the failures above'}.", ""]
     return "\n".join(lines)

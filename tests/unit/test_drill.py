@@ -5,6 +5,7 @@ an outcome, timings, a history entry and a table."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ from incident_runner.cli import cli
 from incident_runner.drill import (
     DrillRun,
     available_drills,
+    drill_lock,
     evaluate,
     last_failure,
     markdown,
+    run_drill,
     select_drills,
     table,
 )
@@ -285,8 +288,8 @@ def test_table_and_markdown(tmp_path: Path) -> None:
     run = DrillRun(run_id="DRILL-1", dir=tmp_path, state_dir=tmp_path, jobs=2, results=results,
                    started="2026-11-24T06:00:00Z", duration_s=60)
     md = markdown(run, "incident-runner drill --all --markdown docs/drills.md")
-    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | reconnect-networks |"
-            in md)
+    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | api status 502 "
+            "(expected [200]) | reconnect-networks |" in md)
     assert "1 of 2 drills passed" in md
     assert "`incident-runner drill --all --markdown docs/drills.md`" in md
 
@@ -317,3 +320,15 @@ def test_drill_command_bad_input_exits_2(tmp_path: Path, args: list[str]) -> Non
 def test_drill_list() -> None:
     result = CliRunner().invoke(cli, ["drill", "--list"], catch_exceptions=False)
     assert result.output.split() == available_drills()
+
+
+def test_a_drill_already_running_on_this_machine_is_not_started_twice(tmp_path: Path) -> None:
+    name = f"lock-test-{os.getpid()}"
+    with drill_lock(name, 1) as first:
+        assert first
+        result = run_drill(name, tmp_path / "run", tmp_path / "state", tmp_path, timeout_s=0.3)
+    assert (result.outcome, result.ok) == ("error", False)
+    assert f"another run of drill {name} held its lock" in result.reason
+    assert not (tmp_path / "run" / name / "molecule.log").exists()
+    with drill_lock(name, 1) as again:  # released
+        assert again
