@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +80,7 @@ class DrillResult:
 
     scenario: str
     outcome: str  # recovered | escalated | not-recovered | not-escalated | fault-not-injected
-    #               | not-verified | error | timeout
+    #               | not-verified | error | timeout | interrupted
     reason: str = ""
     expect: str | None = None
     incident_id: str | None = None
@@ -243,13 +244,16 @@ def _adopt_incident(summary: dict[str, Any], workdir: Path, root: Path) -> Path 
 
 def verdict(scenario: str, result: DrillResult, *, molecule_rc: int | None,
             probe: dict[str, Any] | None, fault: dict[str, Any] | None,
-            runner: dict[str, Any] | None, verified: bool, failure: str) -> tuple[str, str]:
+            runner: dict[str, Any] | None, verified: bool, failure: str,
+            interrupted: bool = False) -> tuple[str, str]:
     """(outcome, reason) from the first stage of the drill that did not happen."""
     summary: dict[str, Any] = (runner or {}).get("summary") or {}
     expect = result.expect or "resolved"
     probe, fault, runner = probe or {}, fault or {}, runner or {}
     # In drill order; each: (this stage failed, outcome, why).
     stages: list[tuple[bool, str, Callable[[], str]]] = [
+        (molecule_rc is None and interrupted, "interrupted",
+         lambda: "stopped by a signal; its stack was torn down"),
         (molecule_rc is None, "timeout", lambda: f"the drill did not finish: {failure}"),
         (not probe, "error", lambda: f"the stack did not come up (create failed): {failure}"),
         (probe.get("state") == "unhealthy-baseline", "error",
@@ -279,7 +283,7 @@ def verdict(scenario: str, result: DrillResult, *, molecule_rc: int | None,
 
 
 def evaluate(scenario: str, workdir: Path, molecule_rc: int | None, log_text: str,
-             state_root: Path, wall_s: float) -> DrillResult:
+             state_root: Path, wall_s: float, interrupted: bool = False) -> DrillResult:
     """Turn a finished molecule run's leftovers into a ``DrillResult`` (and adopt its incident)."""
     result = DrillResult(scenario=scenario, outcome="error", molecule_rc=molecule_rc,
                          workdir=str(workdir), log=str(workdir / "molecule.log"),
@@ -308,7 +312,7 @@ def evaluate(scenario: str, workdir: Path, molecule_rc: int | None, log_text: st
 
     result.outcome, result.reason = verdict(
         scenario, result, molecule_rc=molecule_rc, probe=probe, fault=fault, runner=runner,
-        verified=verified, failure=last_failure(log_text))
+        verified=verified, failure=last_failure(log_text), interrupted=interrupted)
     if result.incident_dir:
         write_atomic(Path(result.incident_dir) / DRILL_FILE,
                      json.dumps({**result.as_dict(), "fault": fault, "probe": probe},
@@ -328,19 +332,23 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _molecule(action: str, scenario: str, env: dict[str, str], home: Path, log: Path,
-              timeout: float) -> int | None:
-    """``molecule ACTION -s drill-SCENARIO``; None if it had to be stopped at the timeout."""
+              timeout: float, cancel: threading.Event | None = None) -> int | None:
+    """``molecule ACTION -s drill-SCENARIO``; None if it was stopped (timeout or cancel)."""
     argv = [str(Path(sys.executable).parent / "molecule"), action, "-s", DRILL_PREFIX + scenario]
     with log.open("ab") as out:
         out.write(f"$ {' '.join(argv)}\n".encode())
         out.flush()
         proc = subprocess.Popen(argv, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
         try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return None
+            while True:
+                try:
+                    return proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
+                        _kill_group(proc)
+                        return None
         except BaseException:
             _kill_group(proc)
             raise
@@ -364,7 +372,8 @@ def drill_env(workdir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def drill_lock(scenario: str, timeout_s: float) -> Iterator[bool]:
+def drill_lock(scenario: str, timeout_s: float,
+               cancel: threading.Event | None = None) -> Iterator[bool]:
     """One run of a drill at a time on this machine (its stack's project and port are
     fixed, and create removes a leftover stack). Yields False if not had in time."""
     path = Path(tempfile.gettempdir()) / f"incident-runner-drill-{scenario}.lock"
@@ -375,7 +384,7 @@ def drill_lock(scenario: str, timeout_s: float) -> Iterator[bool]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
                     yield False
                     return
                 time.sleep(1)
@@ -386,23 +395,47 @@ def drill_lock(scenario: str, timeout_s: float) -> Iterator[bool]:
 
 
 def run_drill(scenario: str, run_dir: Path, state_root: Path, home: Path,
-              timeout_s: float = DEFAULT_TIMEOUT_S) -> DrillResult:
+              timeout_s: float = DEFAULT_TIMEOUT_S,
+              cancel: threading.Event | None = None) -> DrillResult:
+    """Run one drill's molecule scenario and evaluate it; stopped ones are torn down."""
+    cancel = cancel or threading.Event()
     workdir = run_dir / scenario
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "molecule.log"
     env = drill_env(workdir)
     started = time.monotonic()
-    with drill_lock(scenario, timeout_s) as locked:
+    with drill_lock(scenario, timeout_s, cancel) as locked:
         if not locked:
-            return DrillResult(scenario=scenario, outcome="error", workdir=str(workdir),
-                               reason=f"another run of drill {scenario} held its lock for "
-                                      f"{timeout_s:g}s")
-        rc = _molecule("test", scenario, env, home, log, timeout_s)
+            return DrillResult(
+                scenario=scenario, outcome="interrupted" if cancel.is_set() else "error",
+                workdir=str(workdir),
+                reason="interrupted before it started" if cancel.is_set() else
+                f"another run of drill {scenario} held its lock for {timeout_s:g}s")
+        rc = _molecule("test", scenario, env, home, log, timeout_s, cancel)
         if rc is None:  # stopped mid-way: tear the drill's stack down anyway
             _molecule("destroy", scenario, env, home, log, 300)
     wall = time.monotonic() - started
     text = log.read_text(encoding="utf-8", errors="replace")
-    return evaluate(scenario, workdir, rc, text[-200_000:], state_root, wall)
+    return evaluate(scenario, workdir, rc, text[-200_000:], state_root, wall,
+                    interrupted=cancel.is_set())
+
+
+@contextlib.contextmanager
+def _cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the running drills (their stacks are torn down) and start no more."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_drills(request: DrillRequest,
@@ -425,16 +458,20 @@ def run_drills(request: DrillRequest,
     run = DrillRun(run_id=run_dir.name, dir=run_dir, state_dir=root, jobs=request.jobs,
                    started=stamp.isoformat(timespec="seconds").replace("+00:00", "Z"))
     began = time.monotonic()
+    cancel = threading.Event()
 
     def one(name: str) -> DrillResult:
+        if cancel.is_set():
+            return DrillResult(scenario=name, outcome="interrupted",
+                               reason="not started: the run was interrupted")
         if on_event:
             on_event(name, None)
-        result = run_drill(name, run_dir, root, home, request.timeout_s)
+        result = run_drill(name, run_dir, root, home, request.timeout_s, cancel)
         if on_event:
             on_event(name, result)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, request.jobs)) as pool:
+    with _cancel_on_signals(cancel), ThreadPoolExecutor(max_workers=max(1, request.jobs)) as pool:
         run.results = list(pool.map(one, names))
     run.duration_s = round(time.monotonic() - began, 1)
     write_atomic(run_dir / "summary.json", json.dumps(run.as_dict(), indent=2) + "\n")

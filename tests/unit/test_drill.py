@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -332,3 +333,28 @@ def test_a_drill_already_running_on_this_machine_is_not_started_twice(tmp_path: 
     assert not (tmp_path / "run" / name / "molecule.log").exists()
     with drill_lock(name, 1) as again:  # released
         assert again
+
+
+def test_a_stopped_drill_is_killed_and_torn_down(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT/SIGTERM set the cancel event: the running molecule (a stand-in here) is killed
+    with its process group, then `molecule destroy` runs for the drill."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "molecule"
+    fake.write_text(f"#!/bin/sh\necho \"$1 $3 $DRILL_WORKDIR\" >> {calls}\n"
+                    "[ \"$1\" = test ] && exec sleep 60\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python3"))
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    started = time.monotonic()
+    result = run_drill("proxy-502", tmp_path / "run", tmp_path / "state", tmp_path,
+                       timeout_s=30, cancel=cancel)
+    assert time.monotonic() - started < 10
+    assert (result.outcome, result.ok) == ("interrupted", False)
+    workdir = tmp_path / "run" / "proxy-502"
+    assert calls.read_text().splitlines() == [f"test drill-proxy-502 {workdir}",
+                                              f"destroy drill-proxy-502 {workdir}"]
+    assert "$ " in (workdir / "molecule.log").read_text()
