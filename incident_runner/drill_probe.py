@@ -6,9 +6,11 @@ probe (detached) before it injects the fault:
 
 1. baseline: probe until one round of every check passes, then write
    ``armed`` (a stack that is already unhealthy cannot measure anything);
-2. watch: probe every ``interval`` seconds; the first failing round is the
-   detection, written with its time and why, and the probe exits 0. Nothing
-   seen before ``deadline``: ``not-detected`` and exit 1.
+2. watch: probe every ``interval`` seconds; ``confirm`` failing rounds in a
+   row (default 2: one slow or lost request on a busy machine is not an
+   outage) make the detection, timed at the first of them, written with why,
+   and the probe exits 0. Nothing seen before ``deadline``: ``not-detected``
+   and exit 1.
 
 A check fails on a status outside its list (connection errors count as 0),
 or, with ``p95_ms``, when the p95 of the last ``window`` rounds is over the
@@ -119,7 +121,7 @@ class Probe:
 
 
 def run(checks: list[ProbeCheck], out: Path, interval: float = 0.1, deadline: float = 180.0,
-        baseline_timeout: float = 20.0, window: int = 3) -> int:
+        baseline_timeout: float = 20.0, window: int = 3, confirm: int = 2) -> int:
     state: dict[str, Any] = {"pid": os.getpid(), "state": "starting", "started": time.time(),
                              "armed": None, "detected": None, "check": None, "detail": None,
                              "rounds": 0, "checks": [c.name for c in checks]}
@@ -145,15 +147,17 @@ def run(checks: list[ProbeCheck], out: Path, interval: float = 0.1, deadline: fl
             time.sleep(interval)
         probe.reset_latency()
         save(state="armed", armed=time.time())
-        # 2. Watch until the first failed round.
+        # 2. Watch until `confirm` failed rounds in a row; the first of them is the detection.
         until = time.monotonic() + deadline
         rounds = 0
+        streak: list[float] = []
         while time.monotonic() < until:
             started = time.time()
             ok, name, why = probe.round()
             rounds += 1
-            if not ok:
-                save(state="detected", detected=started, check=name, detail=why, rounds=rounds)
+            streak = [] if ok else [*streak, started]
+            if len(streak) >= confirm:
+                save(state="detected", detected=streak[0], check=name, detail=why, rounds=rounds)
                 return 0
             time.sleep(interval)
         save(state="not-detected", rounds=rounds,
@@ -176,13 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-timeout", type=float, default=20.0)
     parser.add_argument("--window", type=int, default=3,
                         help="rounds a p95 budget is computed over")
+    parser.add_argument("--confirm", type=int, default=2,
+                        help="failed rounds in a row that make a detection (a lone timeout on "
+                             "a busy machine is not one)")
     args = parser.parse_args(argv)
     try:
         checks = [ProbeCheck.parse(raw) for raw in args.check]
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     return run(checks, args.out, interval=args.interval, deadline=args.deadline,
-               baseline_timeout=args.baseline_timeout, window=max(1, args.window))
+               baseline_timeout=args.baseline_timeout, window=max(1, args.window),
+               confirm=max(1, args.confirm))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from tests.unit.timelines import T0, iso, write_incident
 class Behaviour:
     status = 200
     delay = 0.0
+    fail_next = 0  # answer 502 to this many requests, then `status` again
 
 
 @pytest.fixture
@@ -50,7 +51,11 @@ def server() -> Iterator[tuple[str, type[Behaviour]]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             time.sleep(behaviour.delay)
-            self.send_response(behaviour.status)
+            status = behaviour.status
+            if behaviour.fail_next > 0:
+                behaviour.fail_next -= 1
+                status = 502
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -113,6 +118,21 @@ def test_probe_detects_latency_over_budget_not_a_single_fast_round(
     thread.join(10)
     assert rc == [0]
     assert "p95" in _state(out)["detail"] and "over 100 ms" in _state(out)["detail"]
+
+
+def test_probe_does_not_count_a_single_failed_request_as_a_detection(
+        server: tuple[str, type[Behaviour]], tmp_path: Path) -> None:
+    url, behaviour = server
+    out = tmp_path / "probe.json"
+    rc: list[int] = []
+    thread = threading.Thread(target=lambda: rc.append(drill_probe.run(
+        [drill_probe.ProbeCheck(name="api", url=url)], out, interval=0.02, deadline=1.5)))
+    thread.start()
+    _wait_armed(out)
+    behaviour.fail_next = 1
+    thread.join(10)
+    assert rc == [1]
+    assert _state(out)["state"] == "not-detected"
 
 
 def test_probe_reports_a_fault_it_never_saw(server: tuple[str, type[Behaviour]],
