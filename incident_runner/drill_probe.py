@@ -121,7 +121,7 @@ class Probe:
 
 
 def run(checks: list[ProbeCheck], out: Path, interval: float = 0.1, deadline: float = 180.0,
-        baseline_timeout: float = 20.0, window: int = 3, confirm: int = 2) -> int:
+        baseline_timeout: float = 60.0, window: int = 3, confirm: int = 2) -> int:
     state: dict[str, Any] = {"pid": os.getpid(), "state": "starting", "started": time.time(),
                              "armed": None, "detected": None, "check": None, "detail": None,
                              "rounds": 0, "checks": [c.name for c in checks]}
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--deadline", type=float, default=180.0,
                         help="seconds to watch after arming")
-    parser.add_argument("--baseline-timeout", type=float, default=20.0)
+    parser.add_argument("--baseline-timeout", type=float, default=60.0)
     parser.add_argument("--window", type=int, default=3,
                         help="rounds a p95 budget is computed over")
     parser.add_argument("--confirm", type=int, default=2,

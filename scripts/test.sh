@@ -15,6 +15,6 @@ echo "test: mypy";          mypy
 echo "test: yamllint";      yamllint -s .
 echo "test: ansible-lint";  ansible-lint -q --profile production roles playbooks
 echo "test: pytest"
-# Four workers on two cores: most time is spent waiting on Docker and Ansible
+# Three workers on two cores: most time is spent waiting on Docker and Ansible
 # (a serial run measured 14 CPU-minutes in 23 wall-minutes).
-exec pytest -n "${IR_TEST_WORKERS:-4}" --dist loadgroup "$@"
+exec pytest -n "${IR_TEST_WORKERS:-3}" --dist loadgroup "$@"
