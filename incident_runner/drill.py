@@ -51,6 +51,7 @@ from typing import Any
 from incident_runner import history
 from incident_runner.errors import InputError
 from incident_runner.fsutil import write_atomic
+from incident_runner.history import epoch
 from incident_runner.journal import load_journal
 from incident_runner.paths import project_root, state_dir
 
@@ -155,14 +156,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _epoch(ts: Any) -> float | None:
-    if not isinstance(ts, str) or not ts:
-        return None
-    try:
-        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -209,16 +202,16 @@ def last_failure(log_text: str) -> str:
 
 def timing_from_journal(journal: dict[str, Any], start: float | None) -> dict[str, Any]:
     """Seconds from ``start`` (the fault) to the runner's first action, recovery, escalation."""
-    first_action = next((_epoch(s.get("start")) for s in journal.get("steps") or []
+    first_action = next((epoch(s.get("start")) for s in journal.get("steps") or []
                          if isinstance(s, dict) and s.get("phase") == "mitigate"), None)
     resolved = escalated = None
     for decision in journal.get("decisions") or []:
         if not isinstance(decision, dict) or decision.get("kind") != "decision":
             continue
         if decision.get("decision") == "resolved" and resolved is None:
-            resolved = _epoch(decision.get("ts"))
+            resolved = epoch(decision.get("ts"))
         elif decision.get("decision") == "escalate" and escalated is None:
-            escalated = _epoch(decision.get("ts"))
+            escalated = epoch(decision.get("ts"))
     return {"first_action_s": _since(start, first_action), "recovered_s": _since(start, resolved),
             "escalated_s": _since(start, escalated), "runner_s": journal.get("duration_s")}
 

@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS steps (
 
 
 # -- small helpers ----------------------------------------------------------
-def _epoch(ts: Any) -> float | None:
+def epoch(ts: Any) -> float | None:
     if not isinstance(ts, str) or not ts:
         return None
     try:
@@ -101,7 +101,7 @@ def _since_epoch(since: datetime | float | str) -> float:
     if isinstance(since, datetime):
         return (since if since.tzinfo else since.replace(tzinfo=UTC)).timestamp()
     if isinstance(since, str):
-        value = _epoch(since)
+        value = epoch(since)
         if value is None:
             raise ValueError(f"not an ISO timestamp: {since!r}")
         return value
@@ -314,8 +314,8 @@ class History:
             "check_mode": int(bool(journal.get("check_mode"))),
             "start": journal.get("start"),
             "end": journal.get("end"),
-            "start_epoch": _epoch(journal.get("start")),
-            "end_epoch": _epoch(journal.get("end")),
+            "start_epoch": epoch(journal.get("start")),
+            "end_epoch": epoch(journal.get("end")),
             "duration_s": journal.get("duration_s"),
             "resolved_by": journal.get("resolved_by"),
             "escalated": int(escalated),
@@ -329,7 +329,7 @@ class History:
         for seq, step in enumerate(journal.get("steps") or [], start=1):
             if not isinstance(step, dict):
                 continue
-            start, end = _epoch(step.get("start")), _epoch(step.get("end"))
+            start, end = epoch(step.get("start")), epoch(step.get("end"))
             steps.append({
                 "incident_dir": folder, "seq": seq, "phase": step.get("phase"),
                 "name": step.get("name"), "action": step.get("action"),
