@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,72 @@ def _state_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
+# The longest tests start first, so the rest of the suite fills the other workers
+# around them instead of queueing behind them at the end.
+LONGEST_FIRST = ("tests/integration/test_drills.py", "tests/integration/test_molecule.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under xdist, keep tests that share a module-scoped fixture (a stack) on one worker.
 
     Everything else (molecule scenarios, drills) spreads across workers.
     """
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: file order within each rank
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         defs = info.name2fixturedefs.values() if info else []
         if any(d and d[-1].scope == "module" for d in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+# -- where the suite's CPU goes --------------------------------------------------------
+# The suite is CPU-bound on 2 cores; most of it is spent in child processes
+# (ansible-playbook, molecule, the modules they fork). Each test records the CPU of
+# the children it reaped; the terminal summary lists the heaviest.
+_CPU_KEY = "children_cpu_s"
+
+
+_SETUP_CPU = pytest.StashKey[float]()
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> object:
+    before = _children_cpu()
+    try:
+        return (yield)
+    finally:
+        item.stash[_SETUP_CPU] = _children_cpu() - before  # a stack fixture's bring-up
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    before = _children_cpu()
+    try:
+        return (yield)
+    finally:
+        spent = _children_cpu() - before + item.stash.get(_SETUP_CPU, 0.0)
+        item.user_properties.append((_CPU_KEY, round(spent, 1)))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    spent: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == _CPU_KEY and getattr(report, "when", "") == "call":
+                    spent[report.nodeid] = float(value)
+    if not spent:
+        return
+    terminalreporter.section("CPU of child processes (ansible, molecule, docker CLI)")
+    for nodeid, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:25]:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {nodeid}")
+    terminalreporter.write_line(f"{sum(spent.values()):8.1f}s  in all ({len(spent)} tests)")
