@@ -47,11 +47,11 @@ def _drill_leftovers(projects: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT,
+def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT, *extra: str,
              ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], float]:
     started = time.monotonic()
     proc = _cli(run_env, "--state-dir", str(state), "drill", "--all", "--jobs", JOBS, "--json",
-                timeout=TIMEOUT_S, cwd=cwd)
+                *extra, timeout=TIMEOUT_S, cwd=cwd)
     elapsed = time.monotonic() - started
     print(proc.stderr)
     try:
@@ -64,7 +64,8 @@ def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT,
 
 def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) -> None:
     run_env = {**env(), "INCIDENT_RUNNER_STATE_DIR": str(_state_under_tmp)}
-    proc, run, elapsed = _run_all(run_env, _state_under_tmp)
+    table = _state_under_tmp.parent / "drills.md"
+    proc, run, elapsed = _run_all(run_env, _state_under_tmp, ROOT, "--markdown", str(table))
     results = {d["scenario"]: d for d in run["drills"]}
     for name, d in results.items():
         print(f"{name:20} {d['outcome']:18} detect {d['detect_s']}s first action "
@@ -94,6 +95,12 @@ def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) 
     rows = json.loads(_cli(run_env, "incidents", "--json").stdout)
     assert {r["kind"] for r in rows} == {"drill"}
     assert _drill_leftovers([f"ir-drill-{n}" for n in results]) == {}
+    # The docs/drills.md table, as the tool writes it: one row per drill with its outcome.
+    markdown = table.read_text(encoding="utf-8")
+    print(markdown)
+    for name, d in results.items():
+        assert f"| {name} | {d['outcome']} |" in markdown, name
+    assert "Result: 10 of 10 drills passed." in markdown
 
 
 @pytest.fixture
