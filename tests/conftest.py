@@ -42,9 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # (ansible-playbook, molecule, the modules they fork). Each test records the CPU of
 # the children it reaped; the terminal summary lists the heaviest.
 _CPU_KEY = "children_cpu_s"
-
-
-_SETUP_CPU = pytest.StashKey[float]()
+_CPU_START = pytest.StashKey[float]()
 
 
 def _children_cpu() -> float:
@@ -52,22 +50,15 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> object:
-    before = _children_cpu()
-    try:
-        return (yield)
-    finally:
-        item.stash[_SETUP_CPU] = _children_cpu() - before  # a stack fixture's bring-up
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_CPU_START] = _children_cpu()  # before fixtures: a stack's bring-up counts
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> object:
-    before = _children_cpu()
-    try:
-        return (yield)
-    finally:
-        spent = _children_cpu() - before + item.stash.get(_SETUP_CPU, 0.0)
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if call.when == "call" and _CPU_START in item.stash:  # before the report is built
+        spent = _children_cpu() - item.stash[_CPU_START]
         item.user_properties.append((_CPU_KEY, round(spent, 1)))
 
 

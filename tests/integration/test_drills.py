@@ -47,7 +47,8 @@ def _drill_leftovers(projects: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT, *extra: str,
+def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT,
+             extra: tuple[str, ...] = (),
              ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], float]:
     started = time.monotonic()
     proc = _cli(run_env, "--state-dir", str(state), "drill", "--all", "--jobs", JOBS, "--json",
@@ -65,7 +66,7 @@ def _run_all(run_env: dict[str, str], state: Path, cwd: Path = ROOT, *extra: str
 def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) -> None:
     run_env = {**env(), "INCIDENT_RUNNER_STATE_DIR": str(_state_under_tmp)}
     table = _state_under_tmp.parent / "drills.md"
-    proc, run, elapsed = _run_all(run_env, _state_under_tmp, ROOT, "--markdown", str(table))
+    proc, run, elapsed = _run_all(run_env, _state_under_tmp, extra=("--markdown", str(table)))
     results = {d["scenario"]: d for d in run["drills"]}
     for name, d in results.items():
         print(f"{name:20} {d['outcome']:18} detect {d['detect_s']}s first action "
