@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incident_runner.config import CONFIG_FILE, Config, find_config, load_config, parse_config
 from incident_runner.errors import InputError
 from incident_runner.paths import default_inventory, project_root, scenarios_dir
 from incident_runner.scenario import load_scenario_file
-from incident_runner.severity import CONFIG_FILE, Config, find_config, load_config, parse_config
 from incident_runner.validation import load_yaml
 
 LOG = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from typing import Any
 
 from incident_runner.errors import InputError
 from incident_runner.junit import write_junit
+from incident_runner.layout import TIMELINE_FILE
 from incident_runner.report import render
-from incident_runner.timeline import TIMELINE_FILE
 
 LOG = logging.getLogger(__name__)
 

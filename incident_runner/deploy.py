@@ -19,8 +19,9 @@ from typing import Any
 
 from incident_runner.errors import ExecutionError, InputError
 from incident_runner.executor import playbook_play, run_playbook
+from incident_runner.layout import TIMELINE_FILE
 from incident_runner.paths import playbooks_dir
-from incident_runner.timeline import TIMELINE_FILE, Timeline
+from incident_runner.timeline import Timeline
 
 LOG = logging.getLogger(__name__)
 

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner.errors import InputError
-from incident_runner.journal import JOURNAL_FILE, load_journal
+from incident_runner.journal import load_journal
+from incident_runner.layout import JOURNAL_FILE, TIMELINE_FILE
 from incident_runner.paths import state_dir
-from incident_runner.timeline import TIMELINE_FILE, read_timeline
+from incident_runner.timeline import read_timeline
 
 LOG = logging.getLogger(__name__)
 

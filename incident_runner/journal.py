@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner.fsutil import write_atomic
-from incident_runner.timeline import TIMELINE_FILE, read_timeline
-
-JOURNAL_FILE = "journal.json"
-FINAL_STATUSES = {"resolved", "failed", "escalated", "checked"}
+from incident_runner.layout import JOURNAL_FILE, TIMELINE_FILE
+from incident_runner.timeline import read_timeline
 
 
 def _parse(ts: str | None) -> datetime | None:

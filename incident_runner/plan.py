@@ -34,6 +34,8 @@ class PlanInput:
     budget: Budget
     gate: ApprovalGate
     diagnostics: bool
+    target_key: str = ""
+    lock_keys: tuple[str, ...] = ()
 
 
 def _approval(step: Step, gate: ApprovalGate, check: bool) -> str:
@@ -69,7 +71,10 @@ def build_plan(p: PlanInput, redactor: Redactor) -> dict[str, Any]:
         "severity": level.info() if level else None,
         "targets": {"hosts": s.hosts, "services": list(s.services), "limit": p.limit,
                     "inventory": str(p.inventory)},
-        "lock_key": s.lock_key,
+        "target_key": p.target_key,
+        "lock_keys": list(p.lock_keys),
+        "symptom_check": ("skipped: " + s.confirm_reason) if not s.confirm
+        else "before the first step; a healthy target is left alone",
         "extra_vars": redactor.data(dict(p.extra_vars)),
         "diagnostics": p.diagnostics,
         "ladder": {"name": p.ladder_name, "steps": steps},
@@ -117,7 +122,8 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
     out.append(f"targets    hosts {tg['hosts']}"
                + (f" services {', '.join(tg['services'])}" if tg["services"] else "")
                + f"; limit {tg['limit'] or '-'}; inventory {tg['inventory']}")
-    out.append(f"lock key   {plan['lock_key']}")
+    out.append(f"target     {plan['target_key']}")
+    out.append(f"symptom    {plan['symptom_check']}")
     if plan["extra_vars"]:
         out.append("extra vars " + ", ".join(f"{k}={_short(v)}"
                                              for k, v in plan["extra_vars"].items()))

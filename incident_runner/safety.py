@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import select
 import sys
 import time
@@ -28,56 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner import history
-from incident_runner.errors import InputError
+from incident_runner.config import DEFAULT_APPROVAL_TIMEOUT_SECONDS, SafetySettings
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_FLAP_MAX = 3
-DEFAULT_FLAP_WINDOW_MINUTES = 60.0
-DEFAULT_INCIDENT_TIMEOUT_MINUTES = 60.0
-DEFAULT_APPROVAL_TIMEOUT_SECONDS = 300.0
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
-MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class SafetySettings:
-    """The ``safety:`` section of incident-runner.yml (all optional)."""
-
-    flap_max: int = DEFAULT_FLAP_MAX
-    flap_window_minutes: float = DEFAULT_FLAP_WINDOW_MINUTES
-    incident_timeout_minutes: float | None = DEFAULT_INCIDENT_TIMEOUT_MINUTES
-    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    secret_env: tuple[str, ...] = ()
-
-    @classmethod
-    def from_config(cls, raw: Any) -> SafetySettings:
-        """Build from the (schema-validated) ``safety`` mapping; missing keys keep defaults."""
-        if not isinstance(raw, dict):
-            return cls()
-        flap = raw.get("flap_guard") or {}
-        timeout = raw.get("incident_timeout_minutes", DEFAULT_INCIDENT_TIMEOUT_MINUTES)
-        return cls(
-            flap_max=int(flap.get("max_remediations", DEFAULT_FLAP_MAX)),
-            flap_window_minutes=float(flap.get("window_minutes", DEFAULT_FLAP_WINDOW_MINUTES)),
-            incident_timeout_minutes=None if timeout is None else float(timeout),
-            approval_timeout_seconds=float(raw.get("approval_timeout_seconds",
-                                                   DEFAULT_APPROVAL_TIMEOUT_SECONDS)),
-            secret_env=tuple(str(n) for n in raw.get("secret_env") or ()),
-        )
-
-
-def parse_duration(text: str, field: str = "--timeout") -> float:
-    """``90s``, ``5m``, ``1.5h`` or a bare number of minutes -> seconds (> 0)."""
-    match = _DURATION.match(text or "")
-    if not match:
-        raise InputError(f"'{text[:40]}' is not a duration (e.g. 90s, 15m, 1h; a bare number "
-                         "is minutes)", field=field)
-    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "m").lower()]
-    if not 0 < seconds <= MAX_TIMEOUT_SECONDS:
-        raise InputError(f"'{text[:40]}' must be more than 0 and at most 7 days", field=field)
-    return seconds
 
 
 # -- flap guard ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ Adding a scenario is adding a YAML file; no Python changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,9 @@ class Scenario:
     diagnostics_enabled: bool = True
     diagnostics_vars: dict[str, Any] = field(default_factory=dict)
     no_local_fix: bool = False
+    symptom_checks: tuple[Check, ...] = ()  # empty: the verify checks are the symptom check
+    confirm: bool = True  # false: act without confirming (confirm_reason says why)
+    confirm_reason: str = ""
     escalation_reason: str = ""
     notify: bool = True
     flap_max: int | None = None
@@ -93,9 +97,6 @@ class Scenario:
             return severity, self.ladders[severity]
         return "default", self.ladders["default"]
 
-    @property
-    def lock_key(self) -> str:
-        return self.lock or f"{self.hosts}:{','.join(self.services) or self.id}"
 
 
 def _step(raw: dict[str, Any]) -> Step:
@@ -124,6 +125,7 @@ def parse_scenario(data: Any, source: Path) -> Scenario:
     escalation = data.get("escalation") or {}
     flap = data.get("flap_guard") or {}
     diagnostics = data.get("diagnostics") or {}
+    symptom = data.get("symptom") or {}
     ladders = {level: tuple(_step(s) for s in steps) for level, steps in data["ladders"].items()}
     if not escalation.get("no_local_fix") and not ladders["default"]:
         raise InputError("an empty ladder needs escalation.no_local_fix: true",
@@ -140,6 +142,8 @@ def parse_scenario(data: Any, source: Path) -> Scenario:
         diagnostics_enabled=bool(diagnostics.get("enabled", True)),
         diagnostics_vars=dict(diagnostics.get("vars") or {}),
         no_local_fix=bool(escalation.get("no_local_fix", False)),
+        symptom_checks=tuple(_check(c) for c in symptom.get("checks") or ()),
+        confirm=bool(symptom.get("enabled", True)), confirm_reason=symptom.get("reason", ""),
         escalation_reason=escalation.get("reason", ""),
         notify=bool(escalation.get("notify", True)),
         flap_max=flap.get("max_remediations"), flap_window_minutes=flap.get("window_minutes"),
@@ -153,24 +157,36 @@ def load_scenario_file(path: Path) -> Scenario:
     return parse_scenario(load_yaml(path), path)
 
 
-def catalog(directory: Path | None = None) -> dict[str, Scenario]:
-    """Every scenario in the catalog directory, validated."""
-    directory = directory or scenarios_dir()
-    if not directory.is_dir():
-        raise InputError("scenario catalog directory not found", source=str(directory))
-    found: dict[str, Scenario] = {}
-    for path in sorted(directory.glob("*.yml")):
-        scenario = load_scenario_file(path)
-        found[scenario.id] = scenario
+def catalog_paths(extra: Sequence[Path] = ()) -> list[Path]:
+    """Where scenarios come from, lowest precedence first: the shipped catalog, then the
+    user's (``scenario_paths`` in the config, then ``--scenarios``): a later path's
+    scenario overrides an earlier one with the same id."""
+    return [scenarios_dir(), *extra]
+
+
+def _files(paths: Sequence[Path]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in paths:
+        if not directory.is_dir():
+            raise InputError("scenario catalog directory not found", source=str(directory),
+                             field="--scenarios")
+        for path in sorted(directory.glob("*.yml")):
+            found[path.stem] = path
     return found
 
 
-def find_scenario(name: str, directory: Path | None = None) -> Scenario:
+def catalog(extra: Sequence[Path] = ()) -> dict[str, Scenario]:
+    """Every scenario of the catalog (shipped + the user's), validated; later paths win."""
+    return {name: load_scenario_file(path)
+            for name, path in sorted(_files(catalog_paths(extra)).items())}
+
+
+def find_scenario(name: str, extra: Sequence[Path] = ()) -> Scenario:
     """Load one scenario by id (only its file is parsed)."""
-    directory = directory or scenarios_dir()
-    path = directory / f"{name}.yml"
-    if not name or "/" in name or name.startswith(".") or not path.is_file():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yml"))) or "none"
+    files = _files(catalog_paths(extra))
+    if not name or "/" in name or name.startswith(".") or name not in files:
+        known = ", ".join(sorted(files)) or "none"
         raise InputError(f"unknown scenario '{name[:60]}' (known: {known})",
-                         source=str(directory), field="--scenario")
-    return load_scenario_file(path)
+                         source=", ".join(str(p) for p in catalog_paths(extra)),
+                         field="--scenario")
+    return load_scenario_file(files[name])

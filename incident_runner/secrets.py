@@ -82,10 +82,10 @@ def _inventory_files(inventory: Path) -> Iterator[Path]:
                 yield path
 
 
-def _vault(password_file: Path) -> Any:
-    """An ansible VaultLib holding the secret from ``password_file`` (a file or a script)."""
+def vault_secret(password_file: Path) -> Any:
+    """The vault secret in ``password_file`` (a file or a script), loaded."""
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415 (slow import, rarely needed)
-    from ansible.parsing.vault import VaultLib, get_file_vault_secret  # noqa: PLC0415
+    from ansible.parsing.vault import get_file_vault_secret  # noqa: PLC0415
 
     if not password_file.is_file():
         raise InputError("vault password file not found", source=str(password_file),
@@ -96,7 +96,14 @@ def _vault(password_file: Path) -> Any:
     except Exception as exc:  # ansible raises AnsibleError subclasses with file details
         raise InputError(f"cannot read the vault password: {type(exc).__name__}",
                          source=str(password_file), field="--vault-password-file") from None
-    return VaultLib([("default", secret)])
+    return secret
+
+
+def _vault(password_file: Path) -> Any:
+    """An ansible VaultLib holding the secret from ``password_file``."""
+    from ansible.parsing.vault import VaultLib  # noqa: PLC0415
+
+    return VaultLib([("default", vault_secret(password_file))])
 
 
 def vault_values(inventory: Path, password_file: Path) -> set[str]:

@@ -26,23 +26,17 @@ else ``./incident-runner.yml`` in the working directory, else
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from incident_runner.errors import InputError
-from incident_runner.paths import project_root
-from incident_runner.safety import SafetySettings
-from incident_runner.validation import load_yaml, validate
+from incident_runner.validation import validate
 
 LOG = logging.getLogger(__name__)
 
-CONFIG_ENV = "INCIDENT_RUNNER_CONFIG"
-CONFIG_FILE = "incident-runner.yml"
 DEFAULT_PRESET = "p0-p3"
 LEVEL_REQUIRED = ("label", "response_time_minutes", "escalation_window_minutes", "contacts")
 
@@ -92,33 +86,6 @@ class SeverityScale:
         """The level called ``name`` (case-insensitive: ``p1`` is ``P1``)."""
         wanted = name.strip().casefold()
         return next((lv for lv in self.levels if lv.name.casefold() == wanted), None)
-
-
-@dataclass(frozen=True)
-class Config:
-    """The runner's configuration: the severity scale and run defaults."""
-
-    source: Path | None  # None: no config file, built-in defaults
-    scale: SeverityScale
-    default_severity: str | None = None
-    safety: SafetySettings = field(default_factory=SafetySettings)
-
-    @property
-    def origin(self) -> str:
-        return str(self.source) if self.source else f"built-in preset {self.scale.name}"
-
-    def level(self, requested: str | None, flag: str = "--severity") -> Level | None:
-        """Resolve a requested level (or the default); None when the incident is unrated."""
-        name = requested if requested is not None else self.default_severity
-        if name is None:
-            return None
-        level = self.scale.get(name) if name.strip() else None
-        if level is None:
-            raise InputError(
-                f"unknown severity '{name[:40]}' (valid levels in {self.scale.name}: "
-                f"{', '.join(self.scale.names)})",
-                source=self.origin, field=flag if requested is not None else "default_severity")
-        return level
 
 
 # -- presets -----------------------------------------------------------------
@@ -183,82 +150,3 @@ def load_preset(name: str) -> SeverityScale:
                          levels=tuple(_level(raw, name, i) for i, raw in enumerate(levels)))
 
 
-# -- the config file ---------------------------------------------------------
-def _existing(path: Path, field: str) -> Path:
-    if path.is_dir():
-        raise InputError("is a directory, expected a config file", source=str(path), field=field)
-    if not path.is_file():
-        raise InputError("config file not found", source=str(path), field=field)
-    return path
-
-
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The config file in effect: --config, $INCIDENT_RUNNER_CONFIG, ./, project root."""
-    if explicit:
-        return _existing(Path(explicit), "--config")
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return _existing(Path(env), f"${CONFIG_ENV}")
-    for candidate in (Path.cwd() / CONFIG_FILE, project_root() / CONFIG_FILE):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _merge_levels(preset: str | None, overrides: list[dict[str, Any]],
-                  source: str) -> tuple[str, str, list[dict[str, Any]]]:
-    """Apply the config's levels to the preset: override by name, append new ones."""
-    if preset:
-        description, merged = _preset_levels(preset, source, "severity.preset")
-        name = preset
-    else:
-        description, merged, name = "levels defined in the config file", [], "custom"
-    _check_unique(overrides, source, "severity.levels")
-    for i, raw in enumerate(overrides):
-        current = next((lv for lv in merged if lv["name"].casefold() == raw["name"].casefold()),
-                       None)
-        if current is not None:
-            current.update({k: v for k, v in raw.items() if k != "name"})
-            continue
-        missing = [key for key in LEVEL_REQUIRED if key not in raw]
-        if missing:
-            known = f"not in preset {preset}" if preset else "a new level"
-            raise InputError(f"level '{raw['name']}' is {known}, so it needs every field; "
-                             f"missing: {', '.join(missing)}",
-                             source=source, field=f"severity.levels.{i}")
-        merged.append(dict(raw))
-    if preset and overrides:
-        name = f"{preset}+config"
-    return name, description, merged
-
-
-def parse_config(data: Any, source: Path) -> Config:
-    """Validate a parsed config file and build the scale it selects."""
-    if data is None:  # an empty file: all defaults
-        data = {}
-    validate(data, "config", str(source))
-    severity = data.get("severity") or {}
-    preset = severity.get("preset")
-    overrides = [dict(raw) for raw in severity.get("levels") or []]
-    if not preset and not overrides:
-        preset = DEFAULT_PRESET
-    name, description, levels = _merge_levels(preset, overrides, str(source))
-    scale = SeverityScale(name=name, description=description,
-                          levels=tuple(_level(raw, name, i) for i, raw in enumerate(levels)))
-    safety = SafetySettings.from_config(data.get("safety"))
-    config = Config(source=source, scale=scale, default_severity=data.get("default_severity"),
-                    safety=safety)
-    level = config.level(None)  # an unknown default raises InputError naming default_severity
-    if level is not None:  # store the canonical spelling (p2 -> P2)
-        config = Config(source=source, scale=scale, default_severity=level.name, safety=safety)
-    return config
-
-
-def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
-    """The configuration in effect (see ``find_config``); built-in defaults without a file."""
-    path = find_config(explicit)
-    if path is None:
-        LOG.debug("no %s found; using built-in preset %s", CONFIG_FILE, DEFAULT_PRESET)
-        return Config(source=None, scale=load_preset(DEFAULT_PRESET))
-    LOG.debug("config: %s", path)
-    return parse_config(load_yaml(path), path)

@@ -10,15 +10,14 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-TIMELINE_FILE = "timeline.jsonl"
+from incident_runner.layout import TIMELINE_FILE
+from incident_runner.timeutil import now_iso
 
+__all__ = ["TIMELINE_FILE", "Timeline", "now_iso", "read_timeline"]
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Timeline:

@@ -10,7 +10,7 @@ import click
 
 from incident_runner import ci
 from incident_runner.deploy import mark_good as record_good
-from incident_runner.engine import check_inventory
+from incident_runner.errors import InputError
 from incident_runner.paths import default_inventory
 
 
@@ -41,7 +41,10 @@ def mark_good(commit: str | None, env: str | None, repo: str | None, inventory: 
     message = "incident-runner mark-good"
     if from_ci:
         message += f" from {ci.describe(ci.from_environment())}"
-    marks = record_good(check_inventory(inventory or default_inventory()), commit=commit,
+    inventory = inventory or default_inventory()
+    if not inventory.exists():
+        raise InputError("inventory not found", source=str(inventory), field="--inventory")
+    marks = record_good(inventory.resolve(), commit=commit,
                         env=env, repo=repo, hosts=hosts, limit=limit, message=message)
     if as_json:
         click.echo(json.dumps([asdict(m) for m in marks], indent=2))

@@ -12,7 +12,7 @@ from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
 from incident_runner.paths import default_inventory
-from incident_runner.safety import parse_duration
+from incident_runner.timeutil import parse_duration
 
 
 @click.command()

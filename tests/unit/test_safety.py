@@ -23,7 +23,8 @@ from incident_runner.safety import (
     parse_duration,
 )
 from incident_runner.scenario import load_scenario_file
-from incident_runner.severity import load_config, load_preset, parse_config
+from incident_runner.config import load_config, parse_config
+from incident_runner.severity import load_preset
 from tests.unit.timelines import T0, write_incident
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -55,6 +55,60 @@ def p95(samples: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+def probe(url: str, status: list[int], successes: int = 3, interval: float = 0.2,
+          timeout: float = 2.0, p95_ms: int | None = None, concurrency: int = 1,
+          deadline: float = 30.0, name: str | None = None,
+          fail_after: int | None = None) -> dict[str, object]:
+    """Rounds of GETs until ``successes`` good rounds in a row (healthy) or the deadline.
+
+    ``fail_after``: stop early once that many rounds in a row failed (the runner's
+    symptom confirmation: a sustained failure is the evidence, no need to wait out
+    the deadline). Pure: the runner imports this function to check from its own
+    process instead of paying for an Ansible run.
+    """
+    label = name or url
+    window: list[list[float]] = []  # latencies of the consecutive good rounds
+    rounds = failed_in_row = 0
+    last: dict[str, object] = {}
+    verdict = ""
+    end = time.monotonic() + deadline
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        while True:
+            rounds += 1
+            results = list(pool.map(lambda _: _one(url, timeout), range(concurrency)))
+            statuses = [r[0] for r in results]
+            last = {"statuses": statuses, "errors": [r[2] for r in results if r[2]],
+                    "latency_ms": [round(r[1], 1) for r in results]}
+            if all(s in status for s in statuses):
+                window.append([r[1] for r in results])
+                window = window[-successes:]
+                failed_in_row = 0
+            else:
+                window = []
+                failed_in_row += 1
+            if len(window) == successes:
+                latency = p95([ms for batch in window for ms in batch])
+                if p95_ms is None or latency <= p95_ms:
+                    return {"healthy": True, "name": label, "rounds": rounds,
+                            "p95_ms": round(latency, 1), "last": last,
+                            "msg": f"{label}: {successes} good rounds in a row, "
+                                   f"p95 {latency:.0f} ms"}
+                verdict = f"p95 {latency:.0f} ms over budget {p95_ms} ms"
+            else:
+                verdict = f"statuses {statuses}, expected {status}"
+            if fail_after is not None and failed_in_row >= fail_after:
+                return {"healthy": False, "name": label, "rounds": rounds, "p95_ms": None,
+                        "last": last, "msg": f"{label}: {failed_in_row} failed rounds in a "
+                                             f"row: {verdict}"}
+            if time.monotonic() + interval >= end:
+                break
+            time.sleep(interval)
+    samples = [ms for batch in window for ms in batch]
+    return {"healthy": False, "name": label, "rounds": rounds,
+            "p95_ms": round(p95(samples), 1) if samples else None, "last": last,
+            "msg": f"{label}: not healthy after {deadline:.0f}s ({rounds} rounds): {verdict}"}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -73,44 +127,10 @@ def main() -> None:
     p = module.params
     if p["successes"] < 1 or p["concurrency"] < 1:
         module.fail_json(msg="successes and concurrency must be at least 1")
-    label = p["name"] or p["url"]
-    window: list[list[float]] = []  # latencies of the consecutive good rounds
-    rounds = 0
-    last: dict[str, object] = {}
-    verdict = ""
-    end = time.monotonic() + p["deadline"]
-    with ThreadPoolExecutor(max_workers=p["concurrency"]) as pool:
-        while True:
-            rounds += 1
-            results = list(pool.map(lambda _: _one(p["url"], p["timeout"]),
-                                    range(p["concurrency"])))
-            statuses = [r[0] for r in results]
-            last = {"statuses": statuses, "errors": [r[2] for r in results if r[2]]}
-            if all(s in p["status"] for s in statuses):
-                window.append([r[1] for r in results])
-                window = window[-p["successes"]:]
-            else:
-                window = []
-            if len(window) == p["successes"]:
-                latency = p95([ms for batch in window for ms in batch])
-                if p["p95_ms"] is None or latency <= p["p95_ms"]:
-                    module.exit_json(
-                        changed=False, healthy=True, name=label, rounds=rounds,
-                        p95_ms=round(latency, 1), last=last,
-                        msg=f"{label}: {p['successes']} good rounds in a row, p95 {latency:.0f} ms",
-                    )
-                verdict = f"p95 {latency:.0f} ms over budget {p['p95_ms']} ms"
-            else:
-                verdict = f"statuses {statuses}, expected {p['status']}"
-            if time.monotonic() + p["interval"] >= end:
-                break
-            time.sleep(p["interval"])
-    samples = [ms for batch in window for ms in batch]
-    module.fail_json(
-        msg=f"{label}: not healthy after {p['deadline']:.0f}s ({rounds} rounds): {verdict}",
-        healthy=False, name=label, rounds=rounds,
-        p95_ms=round(p95(samples), 1) if samples else None, last=last,
-    )
+    result = probe(**p)
+    if result.pop("healthy"):
+        module.exit_json(changed=False, healthy=True, **result)
+    module.fail_json(healthy=False, **result)
 
 
 if __name__ == "__main__":

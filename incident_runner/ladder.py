@@ -1,0 +1,183 @@
+"""Act, verify, decide: climb the scenario's ladder until a step verifies.
+
+Each rung: the rails (time budget, approval) -> run the step -> verify ->
+decide (resolved, next step, or escalate). Every decision is recorded once,
+with its reason, through the incident's recorder.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from incident_runner.evidence import check_health
+from incident_runner.executor import PlaybookRun, playbook_play
+from incident_runner.incident import Incident
+from incident_runner.paths import playbooks_dir
+from incident_runner.scenario import Step
+from incident_runner.status import Status
+
+# Failures by which a step refuses because only a human can decide (never guess):
+# the runner escalates at once instead of climbing on.
+ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    reason: str
+    resolved_by: str | None = None
+
+
+def escalate(incident: Incident, reason: str, trigger: str, after: str | None = None) -> Outcome:
+    incident.recorder.decision("escalate", reason, trigger=trigger, after=after)
+    return Outcome(Status.ESCALATED, reason)
+
+
+def verify(incident: Incident, label: str) -> bool:
+    """HTTP checks from the runner, then the scenario's verify playbook if it has one."""
+    s = incident.scenario
+    healthy, results = check_health(incident, label)
+    details = [r.message for r in results]
+    if healthy and s.verify.playbook:
+        play_vars = {**incident.base_vars(), **s.verify.vars}
+        run = incident.run("verify", None, label,
+                           playbook_play(playbooks_dir() / s.verify.playbook, play_vars),
+                           check=False)
+        healthy = run.ok
+        details += [t.message for t in run.tasks if t.message][-3:]
+    incident.record("verify_result", say="; ".join(details[:2]), label="verify", ok=healthy,
+                    step=label, healthy=healthy, details=details[-5:],
+                    checks=[r.as_event() for r in results])
+    return healthy
+
+
+def _stable(incident: Incident, after: str) -> bool:
+    window = incident.scenario.verify.stabilisation_seconds
+    if window <= 0:
+        return True
+    incident.reporter.phase("stabilise", f"watching for {window:g}s")
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline and not incident.cancel.is_set():
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    return verify(incident, f"stable-after-{after}")
+
+
+def _before_step(incident: Incident, step: Step) -> Outcome | None:
+    """Time budget and approval before a step; an escalation instead, else None."""
+    if incident.budget.expired:
+        return _out_of_time(incident, step.name)
+    if not step.destructive or incident.request.check:
+        return None
+    approval = incident.gate.approve(step.name, step.action, step.destructive,
+                                     incident.budget.left())
+    incident.record("approval", say=approval.reason, **approval.as_event(step.name))
+    if approval.approved:
+        return None
+    return escalate(incident, f"{approval.reason}; escalating to a human", "approval", step.name)
+
+
+def _out_of_time(incident: Incident, where: str) -> Outcome:
+    reason = (f"incident timeout: the time budget of {incident.budget.seconds or 0:g}s ran out "
+              f"at '{where}'; escalating to a human")
+    return escalate(incident, reason, "incident_timeout", where)
+
+
+def _window_passed(incident: Incident) -> str | None:
+    """Why to escalate now: the severity's escalation window has passed (else None)."""
+    level = incident.level
+    if level is None or level.escalation_window_minutes is None:
+        return None
+    elapsed = time.monotonic() - incident.opened_at
+    if elapsed < level.escalation_window_minutes * 60:
+        return None
+    return (f"escalation window for {level.name} ({level.escalation_window_minutes:g} min) "
+            f"passed after {elapsed / 60:.1f} min without a verified fix; escalating to "
+            f"{', '.join(level.contacts) or 'a human'}")
+
+
+def _refused(incident: Incident, step: Step, run: PlaybookRun) -> Outcome | None:
+    """A step that cannot go on without a human: unreachable hosts, or a refusal."""
+    unreachable = sorted({t.host for t in run.tasks if t.status == "unreachable"})
+    if unreachable:
+        reason = (f"unreachable: {', '.join(unreachable)} during {step.name} "
+                  f"({run.changed} change(s) made); a human must look at the host")
+        return escalate(incident, reason, "unreachable", step.name)
+    refusal = next((f for f in run.failures if any(p.search(f) for p in ESCALATE_AT_ONCE)),
+                   None)
+    if refusal is None:
+        return None
+    made = "no change made" if run.changed == 0 else f"{run.changed} change(s) made"
+    reason = (f"step {step.name} refused: {refusal.split(': ', 1)[-1]} ({made}); "
+              "a human must decide")
+    return escalate(incident, reason, "refused", step.name)
+
+
+def _note_check(incident: Incident, step: Step, run: PlaybookRun, notes: list[str]) -> int:
+    """What a check-mode run of one step showed; unknown impact is never 'safe'."""
+    new = [f"{step.name}: {t.task} on {t.host}: impact unknown (cannot be checked)"
+           for t in run.impact_unknown]
+    new += [f"{step.name}: {t.task} on {t.host} RAN FOR REAL (check_mode: false) and "
+            "changed something" for t in run.ran_for_real]
+    if not run.ok:
+        new.append(f"{step.name}: check run {run.status}; the tasks after the failure "
+                   "were not checked: impact unknown")
+    notes += new
+    incident.record("check_result", step=step.name, status=run.status,
+                    would_change=[f"{t.task} on {t.host}" for t in run.would_change],
+                    impact_unknown=[f"{t.task} on {t.host}" for t in run.impact_unknown],
+                    ran_for_real=[f"{t.task} on {t.host}" for t in run.ran_for_real],
+                    ok=run.ok)
+    for note in new:
+        incident.reporter.phase("impact", note)
+    return len(run.would_change)
+
+
+def _check_reason(notes: list[str], would_change: int) -> str:
+    forced = any("RAN FOR REAL" in n for n in notes)
+    head = ("check mode: a task with check_mode: false changed something"
+            if forced else "check mode: nothing changed")
+    head += f"; {would_change} task(s) would change"
+    if not notes:
+        return f"{head}; every step's tasks were checked"
+    return f"{head}; impact unknown for part of the plan: " + "; ".join(notes[:5])
+
+
+def climb(incident: Incident) -> Outcome:  # noqa: PLR0911 (each rail ends the climb its own way)
+    """Run the ladder; the first step that verifies healthy resolves the incident."""
+    ladder, check = incident.ladder, incident.request.check
+    notes: list[str] = []
+    would_change = 0
+    for k, step in enumerate(ladder, start=1):
+        if incident.cancel.is_set():
+            return Outcome(Status.INTERRUPTED, "interrupted by signal")
+        if k > 1 and not check and (passed := _window_passed(incident)):
+            return escalate(incident, passed, "escalation_window")
+        if (stop := _before_step(incident, step)) is not None:
+            return stop
+        incident.reporter.phase(f"mitigate {k}/{len(ladder)}", f"{step.name} ({step.action})")
+        run = incident.run("mitigate", step, step.name, incident.play_for(step),
+                           timeout=step.timeout)
+        incident.reporter.outcome(step.name, run.ok, "; ".join(run.failures[:2]))
+        if run.status == "canceled" or incident.cancel.is_set():
+            return Outcome(Status.INTERRUPTED, "interrupted by signal")
+        if check:
+            would_change += _note_check(incident, step, run, notes)
+            continue
+        if not run.ok:
+            if incident.budget.expired:
+                return _out_of_time(incident, step.name)
+            if (stop := _refused(incident, step, run)) is not None:
+                return stop
+            incident.recorder.decision("next_step", f"step {run.status}", after=step.name)
+            continue
+        if verify(incident, f"after-{step.name}") and _stable(incident, step.name):
+            incident.recorder.decision("resolved", "verification passed", after=step.name)
+            return Outcome(Status.RESOLVED, f"verified healthy after {step.name}", step.name)
+        incident.recorder.decision("next_step", "verification failed", after=step.name)
+    if check:
+        return Outcome(Status.CHECKED, _check_reason(notes, would_change))
+    reason = (f"ladder '{incident.ladder_name}' exhausted ({len(ladder)} steps) without a "
+              "healthy verification")
+    return escalate(incident, reason, "ladder_exhausted")
