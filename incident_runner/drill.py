@@ -51,9 +51,9 @@ from typing import Any
 from incident_runner import history
 from incident_runner.errors import InputError
 from incident_runner.fsutil import write_atomic
-from incident_runner.history import epoch
 from incident_runner.journal import load_journal
 from incident_runner.paths import project_root, state_dir
+from incident_runner.timeutil import epoch
 
 LOG = logging.getLogger(__name__)
 

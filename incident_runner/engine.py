@@ -202,7 +202,7 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None,
                             vault_password_file=request.vault_password_file)
     root = state_dir(request.state_dir)
     incident = Incident(request, scenario, target, reporter, root=root, level=level,
-                        safety=config.safety, **({"runner": runner} if runner else {}))
+                        safety=config.safety, **({"runner": runner} if runner is not None else {}))
     outcome = Outcome(Status.FAILED, "runner error")
     with cancel_on_signals(incident.cancel):
         try:

@@ -44,6 +44,7 @@ from incident_runner import playbook_guard
 from incident_runner.errors import ExecutionError
 from incident_runner.fsutil import write_atomic
 from incident_runner.paths import project_root, roles_dir
+from incident_runner.procutil import proc_state
 from incident_runner.redaction import Redactor
 from incident_runner.secrets import scrub_artifacts, scrub_file
 from incident_runner.timeline import Timeline
@@ -96,6 +97,7 @@ class TaskResult:
     status: str  # ok | failed | unreachable | impact_unknown | ran_for_real (check mode only)
     changed: bool
     message: str = ""
+    evidence: Any = None  # what a module says it found or did (our modules return `evidence`)
 
 
 @dataclass
@@ -187,12 +189,14 @@ class _EventSink:
                 status=status,
                 changed=bool(res.get("changed", False)),
                 message=self.redactor.text(_message(res)),
+                evidence=res.get("evidence"),
             )
             self.tasks.append(result)
             self.timeline.append("task_result", **self.context, task=result.task,
                                  host=result.host, status=result.status,
                                  changed=result.changed, message=result.message,
-                                 duration=data.get("duration"))
+                                 duration=data.get("duration"),
+                                 **({"evidence": result.evidence} if result.evidence else {}))
             if self.on_task:
                 self.on_task(result)
         # Returning True keeps the event in the runner's artifacts/job_events.
@@ -277,15 +281,6 @@ def _scrub_command(redactor: Redactor) -> Any:
     return handler
 
 
-def _proc_state(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of a live process, None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], int(fields[1])
-
-
 class _Stopper:
     """Decides when ansible-runner cancels the playbook, and stops it through the guard.
 
@@ -318,14 +313,14 @@ class _Stopper:
             pid = int((self.private / playbook_guard.PID_FILE).read_text())
         except (OSError, ValueError):
             return
-        state = _proc_state(pid)
+        state = proc_state(pid)
         if state is None or state[1] != os.getpid():  # not (or no longer) our guard
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + GUARD_GRACE_SECONDS
         while time.monotonic() < deadline:
-            state = _proc_state(pid)
+            state = proc_state(pid)
             if state is None or state[0] == "Z":
                 return
             time.sleep(0.05)

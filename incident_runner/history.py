@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from incident_runner.journal import load_journal
 from incident_runner.layout import JOURNAL_FILE, TIMELINE_FILE
 from incident_runner.paths import state_dir
 from incident_runner.timeline import read_timeline
+from incident_runner.timeutil import epoch, now_iso
 
 LOG = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ HISTORY_FILE = "history.sqlite"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 15.0
 INCIDENT_PREFIX = "INC-"
-OUTCOMES = ("resolved", "escalated", "failed", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -86,18 +85,6 @@ CREATE TABLE IF NOT EXISTS steps (
 
 
 # -- small helpers ----------------------------------------------------------
-def epoch(ts: Any) -> float | None:
-    if not isinstance(ts, str) or not ts:
-        return None
-    try:
-        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
 def _since_epoch(since: datetime | float | str) -> float:
     if isinstance(since, datetime):
         return (since if since.tzinfo else since.replace(tzinfo=UTC)).timestamp()
@@ -119,10 +106,6 @@ def _source_mtime(incident_dir: Path) -> float:
     return max(mtimes)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def target_key_of(journal: dict[str, Any]) -> str:
     """What a flap guard counts against: the journal's ``target_key`` if the
     runner recorded one, else ``<hosts>:<scenario>``."""
@@ -130,17 +113,6 @@ def target_key_of(journal: dict[str, Any]) -> str:
     if isinstance(key, str) and key:
         return key
     return f"{journal.get('hosts') or '-'}:{journal.get('scenario') or '-'}"
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100.0
-    low, high = math.floor(rank), math.ceil(rank)
-    value = ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-    return round(value, 3)
 
 
 @dataclass(frozen=True)
@@ -324,7 +296,7 @@ class History:
             "target_key": target_key_of(journal),
             "ci": json.dumps(journal.get("ci") or {}, default=str, sort_keys=True),
             "source_mtime": source_mtime,
-            "indexed_at": _now_iso(),
+            "indexed_at": now_iso("seconds"),
         }
         steps = []
         for seq, step in enumerate(journal.get("steps") or [], start=1):
@@ -408,49 +380,6 @@ class History:
             (target_key, _since_epoch(since))).fetchone()
         return int(row[0])
 
-    def stats(self) -> dict[str, Any]:
-        return compute_stats(self.incidents())
-
-
-# -- statistics ---------------------------------------------------------------
-def _scenario_stats(scenario: str, rows: list[IncidentRow]) -> dict[str, Any]:
-    counts = {status: sum(1 for r in rows if r.status == status) for status in OUTCOMES}
-    running = sum(1 for r in rows if r.status == "running")
-    finished = sum(counts.values())
-    ttr = [r.duration_s for r in rows if r.status == "resolved" and r.duration_s is not None]
-    return {
-        "scenario": scenario,
-        "count": len(rows),
-        **counts,
-        "running": running,
-        "success_rate": round(counts["resolved"] / finished, 4) if finished else None,
-        "escalation_rate": round(counts["escalated"] / finished, 4) if finished else None,
-        "ttr_mean_s": round(sum(ttr) / len(ttr), 3) if ttr else None,
-        "ttr_p50_s": percentile(ttr, 50),
-        "ttr_p95_s": percentile(ttr, 95),
-    }
-
-
-def compute_stats(rows: Iterable[IncidentRow]) -> dict[str, Any]:
-    """Per scenario, real incidents and drills apart; check-mode runs only counted.
-
-    Rates are over finished incidents (resolved, escalated, failed,
-    interrupted); time to recovery is open -> verified close of resolved ones.
-    """
-    groups: dict[str, dict[str, list[IncidentRow]]] = {"incidents": {}, "drills": {}}
-    check_runs = 0
-    for row in rows:
-        if row.check_mode:
-            check_runs += 1
-            continue
-        bucket = groups["drills" if row.drill else "incidents"]
-        bucket.setdefault(row.scenario or "-", []).append(row)
-    return {
-        "incidents": [_scenario_stats(s, r) for s, r in sorted(groups["incidents"].items())],
-        "drills": [_scenario_stats(s, r) for s, r in sorted(groups["drills"].items())],
-        "check_mode_runs": check_runs,
-    }
-
 
 # -- module-level API -----------------------------------------------------------
 def record(journal: dict[str, Any], root: Path | None = None) -> bool:
@@ -481,11 +410,6 @@ def synced(root: Path | None = None) -> History:
 def list_incidents(root: Path | None = None) -> list[IncidentRow]:
     with synced(root) as history:
         return history.incidents()
-
-
-def stats(root: Path | None = None) -> dict[str, Any]:
-    with synced(root) as history:
-        return history.stats()
 
 
 def count_remediations(target_key: str, since: datetime | float | str,

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from incident_runner.fsutil import write_atomic
+from incident_runner.status import OK_STATUSES as OK_OUTCOMES
+from incident_runner.timeutil import seconds_between
 
 PASSED = {"successful", "ok"}
 FAILED = {"failed", "timeout"}  # the step ran and did not succeed; anything else is an error
-OK_OUTCOMES = {"resolved", "checked"}
 MAX_MESSAGE = 1000
 MAX_OUTPUT = 20_000
 # XML 1.0 allows tab, LF, CR and these ranges; Ansible output can hold anything.
@@ -36,12 +36,7 @@ def xml_text(value: Any, limit: int = MAX_OUTPUT) -> str:
 
 
 def _seconds(start: str | None, end: str | None) -> float:
-    try:
-        a = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-        b = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    return max(0.0, (b - a).total_seconds())
+    return max(0.0, seconds_between(start, end) or 0.0)
 
 
 def _case(suite: ET.Element, classname: str, name: str, time: float) -> ET.Element:

@@ -6,9 +6,9 @@ included), so a lock left by a killed run is reclaimed by the next one
 without any stale-lock heuristics. The holder writes who it is (pid, host,
 incident id, scenario, since) into the file for the message a waiter shows.
 
-Keys are per environment and service: a scenario's ``lock`` if set, else
-``<hosts>:<service>`` for each of its services (``<hosts>:<scenario id>``
-without services). Several keys are taken in sorted order, all or none, so
+Keys name what is acted on (``incident_runner.target.Target.lock_keys``):
+``<environment>/<host>/<project>:<service>`` for each host and service.
+Several keys are taken in sorted order, all or none, so
 two runs over overlapping services cannot deadlock.
 
 Locks only work between runs that share the state dir on one host (or a
@@ -31,21 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from incident_runner.scenario import Scenario
-from incident_runner.timeline import now_iso
+from incident_runner.timeutil import now_iso
 
 LOCKS_DIR = "locks"
 DEFAULT_LOCK_TIMEOUT = 300.0
 POLL_SECONDS = 0.2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def lock_keys(scenario: Scenario) -> list[str]:
-    """The keys a remediation of ``scenario`` must hold (sorted, unique)."""
-    if scenario.lock:
-        return [scenario.lock]
-    services = sorted(set(scenario.services))
-    return [f"{scenario.hosts}:{s}" for s in services] or [f"{scenario.hosts}:{scenario.id}"]
 
 
 def lock_path(root: Path, key: str) -> Path:

@@ -37,7 +37,7 @@ def notify(incident: Incident, kind: str, reason: str = "", resolved_by: str | N
     if not incident.scenario.notify or incident.request.check:
         return
     if not url:
-        incident.record("notification", kind=kind, delivered=False, channel="none",
+        incident.record("notification", message_kind=kind, delivered=False, channel="none",
                         reason=f"no webhook configured (${WEBHOOK_ENV})")
         return
     incident.redactor.add(url)  # webhook URLs carry their token
@@ -55,6 +55,6 @@ def notify(incident: Incident, kind: str, reason: str = "", resolved_by: str | N
     play[0]["connection"] = "local"
     run = incident.run("notify", None, f"notify-{kind}", play, check=False)
     incident.record("notification", say="; ".join(run.failures[:1]) or "delivered",
-                    label=f"notify {kind}", ok=run.ok, kind=kind, delivered=run.ok,
+                    label=f"notify {kind}", ok=run.ok, message_kind=kind, delivered=run.ok,
                     channel=os.environ.get(WEBHOOK_FORMAT_ENV, "slack"), message=text,
                     reason="" if run.ok else "; ".join(run.failures[:1]))

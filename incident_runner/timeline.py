@@ -31,7 +31,7 @@ class Timeline:
         self._lock = threading.Lock()
         self._seq = sum(1 for _ in read_timeline(path))
 
-    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def append(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         with self._lock:
             self._seq += 1
             event = {"seq": self._seq, "ts": now_iso(), "kind": kind, **fields}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from incident_runner.cli.options import global_options
 from incident_runner.drill import (
     DEFAULT_TIMEOUT_S,
     DrillRequest,
@@ -32,6 +33,7 @@ from incident_runner.fsutil import write_atomic
               help="Also write the results as a markdown table (e.g. docs/drills.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.option("--list", "list_only", is_flag=True, help="List the drills and exit.")
+@global_options
 @click.pass_context
 def drill(ctx: click.Context, scenarios: tuple[str, ...], run_all: bool, jobs: int,
           timeout_s: float, markdown_path: Path | None, as_json: bool, list_only: bool) -> int:

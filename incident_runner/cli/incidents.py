@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
 
 from incident_runner.chart import duration_label
+from incident_runner.cli.options import global_options
+from incident_runner.errors import InputError
 from incident_runner.history import IncidentRow, list_incidents
 from incident_runner.paths import state_dir
+from incident_runner.status import Status
+from incident_runner.timeutil import epoch, parse_duration
 
 COLUMNS = ("ID", "STARTED (UTC)", "SCENARIO", "SEVERITY", "KIND", "STATUS", "DURATION",
            "RESOLVED BY")
@@ -30,11 +35,30 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None,
+              help="Show at most this many (the newest).")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice([str(s) for s in Status]), help="Only these statuses.")
+@click.option("--since", metavar="DURATION|ISO",
+              help="Only incidents started within this duration (90s, 15m, 2h) or after "
+                   "this ISO time.")
+@global_options
 @click.pass_context
-def incidents(ctx: click.Context, as_json: bool) -> None:
-    """List incidents (oldest first); runs that were killed show as interrupted."""
+def incidents(ctx: click.Context, as_json: bool, limit: int | None, statuses: tuple[str, ...],
+              since: str | None) -> None:
+    """List incidents, newest first; runs that were killed show as interrupted."""
     root = state_dir(ctx.obj.get("state_dir"))
-    rows = list_incidents(root)
+    rows = list(reversed(list_incidents(root)))
+    if since:
+        cutoff = epoch(since) if "T" in since or "-" in since else (
+            time.time() - parse_duration(since, "--since"))
+        if cutoff is None:
+            raise InputError(f"'{since[:40]}' is neither a duration nor an ISO time",
+                             field="--since")
+        rows = [r for r in rows if (epoch(r.start) or 0) >= cutoff]
+    if statuses:
+        rows = [r for r in rows if r.status in statuses]
+    rows = rows[:limit] if limit else rows
     if as_json:
         click.echo(json.dumps([{**r.as_dict(), "path": str(Path(root) / r.dir)} for r in rows],
                               indent=2))

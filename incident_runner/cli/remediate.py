@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from incident_runner.cli.options import parse_extra_vars
+from incident_runner.cli.options import global_options, parse_extra_vars
 from incident_runner.cli.pipeline import Pipeline, pipeline_options, summary_json
 from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
+from incident_runner.errors import InputError
 from incident_runner.paths import default_inventory
 from incident_runner.timeutil import parse_duration
 
@@ -23,13 +26,23 @@ from incident_runner.timeutil import parse_duration
               help="Inventory path (default: inventories/staging).")
 @click.option("--limit", "-l", help="Limit to hosts matching this pattern.")
 @click.option("--check", is_flag=True, help="Dry run: Ansible check + diff mode; change nothing.")
-@click.option("--extra-var", "-e", "extra_vars", multiple=True, metavar="KEY=VALUE",
-              help="Extra variable (repeatable); passed to Ansible as data, never templated.")
+@click.option("--extra-var", "-e", "extra_vars", multiple=True, metavar="KEY=VALUE|@FILE|JSON",
+              help="Extra variables as in ansible-playbook (repeatable): KEY=VALUE, @vars.yml "
+                   "or a JSON object; passed to Ansible as data, never templated.")
+@click.option("--force", is_flag=True,
+              help="Act even when the symptom check finds the target healthy (said so in the "
+                   "timeline and report).")
+@click.option("--scenarios", "scenario_paths", multiple=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="A folder of your own scenario files (repeatable; later folders override "
+                   "shipped scenarios with the same id).")
+@click.option("--alert-file", type=click.Path(path_type=Path, dir_okay=False), hidden=True,
+              help="JSON of the alert that opened the incident (written by `serve`).")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Approve destructive steps.")
 @click.option("--drill", is_flag=True, hidden=True,
               help="Record the incident as a drill (set by `incident-runner drill`).")
 @click.option("--timeout", "timeout", metavar="DURATION", default=None,
-              help="Time budget of the incident (90s, 15m, 1h; a bare number is minutes); "
+              help="Time budget of the incident (90s, 15m, 1h; a bare number is seconds); "
                    "default: the config's safety.incident_timeout_minutes.")
 @click.option("--vault-password-file", type=click.Path(path_type=Path), default=None,
               help="Passed to ansible-playbook; every vaulted value in the inventory is "
@@ -37,17 +50,20 @@ from incident_runner.timeutil import parse_duration
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="Ansible verbosity (-v .. -vvvv).")
 @pipeline_options
+@global_options
 @click.pass_context
 def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
               as_json: bool, verbose: int, drill: bool, timeout: str | None,
-              vault_password_file: Path | None, pipeline: Pipeline) -> int:
+              vault_password_file: Path | None, pipeline: Pipeline, force: bool,
+              scenario_paths: tuple[Path, ...], alert_file: Path | None) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
     request = RemediateRequest(
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
         limit=limit, check=check, extra_vars=parse_extra_vars(extra_vars),
         assume_yes=assume_yes, state_dir=ctx.obj.get("state_dir"), verbosity=verbose,
-        drill=drill,
+        drill=drill, force=force, scenario_paths=scenario_paths,
+        alert=read_alert(alert_file) if alert_file else {},
         config=ctx.obj.get("config"),
         timeout_seconds=parse_duration(timeout) if timeout is not None else None,
         vault_password_file=vault_password_file,
@@ -62,3 +78,16 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
                    f"(exit {int(result.exit_code)}); report: {result.reports['markdown']}")
         pipeline.echo(outputs)
     return int(result.exit_code)
+
+
+def read_alert(path: Path) -> dict[str, Any]:
+    """The alert ``serve`` hands over: a JSON object (labels, starts_at, ...)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the alert: {type(exc).__name__}", source=str(path),
+                         field="--alert-file") from None
+    if not isinstance(data, dict):
+        raise InputError("the alert must be a JSON object", source=str(path),
+                         field="--alert-file")
+    return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from incident_runner.cli.options import global_options
 from incident_runner.history import find_incident
 from incident_runner.journal import load_journal
 from incident_runner.paths import state_dir
@@ -14,6 +15,7 @@ from incident_runner.report import render
 @click.argument("incident_ref", metavar="INC-ID")
 @click.option("--format", "-f", "fmt", type=click.Choice(["md", "html", "json"]), default="md",
               show_default=True, help="Markdown post-mortem, HTML page or the JSON journal.")
+@global_options
 @click.pass_context
 def report(ctx: click.Context, incident_ref: str, fmt: str) -> None:
     """Print the report of INC-ID (INC-YYYYMMDD-HHMMSS or its folder name) on stdout.

@@ -9,8 +9,9 @@ import click
 
 from incident_runner.chart import duration_label
 from incident_runner.cli.incidents import table
-from incident_runner.history import stats as compute
+from incident_runner.cli.options import global_options
 from incident_runner.paths import state_dir
+from incident_runner.stats import stats as compute
 
 COLUMNS = ("SCENARIO", "COUNT", "RESOLVED", "ESCALATED", "FAILED", "INTERRUPTED", "SUCCESS",
            "ESCALATION", "TTR MEAN", "TTR P50", "TTR P95")
@@ -33,6 +34,7 @@ def _cells(s: dict[str, Any]) -> tuple[str, ...]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Per scenario: outcomes, success and escalation rates, time to recovery.

@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 from incident_runner.checks import validate_files
+from incident_runner.cli.options import global_options
 from incident_runner.errors import ExitCode
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@global_options
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> int:
     """Validate PATHs (scenario files, a config file, inventories) without running anything.

@@ -40,10 +40,10 @@ def test_incidents_table_and_json(state: Path) -> None:
     text = _invoke(state, "incidents").splitlines()
     assert text[0].split()[:3] == ["ID", "STARTED", "(UTC)"]
     assert [line.split()[0] for line in text[1:]] == [
-        "INC-20261124-060000", "INC-20261124-060100", "INC-20261124-060200"]
-    assert "interrupted" in text[2] and "drill" in text[3] and "escalated" in text[3]
+        "INC-20261124-060200", "INC-20261124-060100", "INC-20261124-060000"]  # newest first
+    assert "interrupted" in text[2] and "drill" in text[1] and "escalated" in text[1]
     rows = json.loads(_invoke(state, "incidents", "--json"))
-    assert [r["status"] for r in rows] == ["resolved", "interrupted", "escalated"]
+    assert [r["status"] for r in rows] == ["escalated", "interrupted", "resolved"]
     assert rows[0]["path"] == str(state / rows[0]["dir"])
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from incident_runner import drill_probe, history
+from incident_runner import drill_probe, history, stats
 from incident_runner.cli import cli
 from incident_runner.drill import (
     DrillRun,
@@ -236,9 +236,9 @@ def test_a_recovered_drill_is_timed_from_the_fault_and_recorded_as_a_drill(
     assert not list((workdir / "incidents").glob("INC-*"))
     assert json.loads((state / "INC-20261124-060000-proxy-502" / "drill.json").read_text())[
         "outcome"] == "recovered"
-    stats = history.stats(state)
-    assert [s["scenario"] for s in stats["drills"]] == ["proxy-502"]
-    assert stats["incidents"] == []
+    summary = stats.stats(state)
+    assert [s["scenario"] for s in summary["drills"]] == ["proxy-502"]
+    assert summary["incidents"] == []
 
 
 def test_an_escalation_drill_passes_when_the_runner_escalates(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from incident_runner import history
+from incident_runner import history, stats
 from incident_runner.errors import ExitCode, InputError
 from incident_runner.journal import load_journal
 from tests.unit.timelines import T0, dead_pid, iso, write_incident
@@ -190,7 +190,7 @@ def test_stats_per_scenario_with_drills_apart(tmp_path: Path) -> None:
                    escalate_reason="drill")
     _resolved(tmp_path, 30, 3.0, check_mode=True)
 
-    data = history.stats(tmp_path)
+    data = stats.stats(tmp_path)
     [real] = data["incidents"]
     assert real["scenario"] == "proxy-502"
     assert (real["count"], real["resolved"], real["escalated"], real["failed"],
@@ -207,7 +207,7 @@ def test_stats_per_scenario_with_drills_apart(tmp_path: Path) -> None:
 
 
 def test_stats_of_an_empty_state_dir(tmp_path: Path) -> None:
-    assert history.stats(tmp_path / "nothing-yet") == {
+    assert stats.stats(tmp_path / "nothing-yet") == {
         "incidents": [], "drills": [], "check_mode_runs": 0}
 
 
@@ -215,7 +215,7 @@ def test_stats_of_an_empty_state_dir(tmp_path: Path) -> None:
     ([], 50, None), ([7.0], 95, 7.0), ([1.0, 2.0], 50, 1.5), ([1, 2, 3, 4], 95, 3.85),
 ])
 def test_percentile(values: list[float], pct: float, want: float | None) -> None:
-    assert history.percentile(values, pct) == want
+    assert stats.percentile(values, pct) == want
 
 
 def test_find_incident_by_id_or_folder(tmp_path: Path) -> None:

@@ -20,18 +20,29 @@ from incident_runner.lock import (
     LockBusyError,
     TargetLock,
     describe_holder,
-    lock_keys,
     lock_path,
     read_holder,
 )
 from incident_runner.paths import project_root
 from incident_runner.scenario import find_scenario
+from incident_runner.target import resolve_target
+
+STAGING = project_root() / "inventories" / "staging"
 
 
-def test_keys_are_per_environment_and_service() -> None:
-    bad_deploy = find_scenario("bad-deploy")
-    assert lock_keys(bad_deploy) == ["staging:api", "staging:deps", "staging:web"]
-    assert bad_deploy.hosts == "staging"
+def _keys(scenario: str, inventory: Path = STAGING) -> list[str]:
+    return resolve_target(inventory, find_scenario(scenario)).lock_keys()
+
+
+def test_keys_name_environment_host_project_and_service(tmp_path: Path) -> None:
+    assert _keys("bad-deploy") == ["staging/localhost/ir-staging:api",
+                                   "staging/localhost/ir-staging:deps",
+                                   "staging/localhost/ir-staging:web"]
+    # Another stack (another project) in the same environment: other keys.
+    other = tmp_path / "inventory.yml"
+    other.write_text("all:\n  children:\n    staging:\n      hosts:\n        localhost:\n"
+                     "  vars:\n    stack_env: staging\n    stack_project: ir-other\n")
+    assert _keys("bad-deploy", other)[0] == "staging/localhost/ir-other:api"
 
 
 def test_lock_files_are_safe_names_and_distinct(tmp_path: Path) -> None:
@@ -144,7 +155,7 @@ def test_holder_description_is_robust() -> None:
 def test_remediate_escalates_when_the_lock_stays_held(tmp_path: Path) -> None:
     """Exit 3 with the holder in the reason; nothing runs (no diagnose, no step)."""
     state = tmp_path / "state"
-    keys = lock_keys(find_scenario("bad-deploy"))
+    keys = _keys("bad-deploy")
     other = TargetLock(state, keys[1:2], holder={"incident_id": "INC-OTHER", "scenario": "oom"})
     other.acquire(0)
     try:
@@ -155,7 +166,7 @@ def test_remediate_escalates_when_the_lock_stays_held(tmp_path: Path) -> None:
         other.close()
     assert result.status == "escalated" and int(result.exit_code) == 3
     reason = result.journal["reason"]
-    assert "another remediation holds the lock on 'staging:deps'" in reason
+    assert "another remediation holds the lock on 'staging/localhost/ir-staging:deps'" in reason
     assert "INC-OTHER (oom)" in reason
     assert result.journal["steps"] == []  # not even diagnostics: the other run is acting
     events = [json.loads(line) for line in

@@ -19,11 +19,10 @@ from incident_runner.safety import (
     ApprovalGate,
     Budget,
     FlapGuard,
-    SafetySettings,
-    parse_duration,
 )
 from incident_runner.scenario import load_scenario_file
-from incident_runner.config import load_config, parse_config
+from incident_runner.config import SafetySettings, load_config, parse_config
+from incident_runner.timeutil import parse_duration
 from incident_runner.severity import load_preset
 from tests.unit.timelines import T0, write_incident
 
@@ -34,7 +33,7 @@ OK = "successful"
 
 # -- durations and settings -----------------------------------------------------------
 @pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("15m", 900), ("15", 900), ("1.5h", 5400), (" 2 min ", 120), ("0.5", 30),
+    ("90s", 90), ("15m", 900), ("15", 15), ("1.5h", 5400), (" 2 min ", 120), ("0.5", 0.5),
     ("10sec", 10),
 ])
 def test_parse_duration(text: str, seconds: float) -> None:
@@ -214,7 +213,7 @@ def _plan(tmp_path: Path, check: bool = True, assume_yes: bool = False,
     level = load_preset("p0-p3").get("P1")
     redactor = Redactor()
     redactor.add_from_mapping(extra_vars or {})
-    flap = FlapGuard(3, 60, "config", tmp_path).check(scenario.lock_key)
+    flap = FlapGuard(3, 60, "config", tmp_path).check("staging/localhost/ir-staging:proxy")
     name, ladder = scenario.ladder_for("P1")
     return build_plan(PlanInput(
         scenario=scenario, level=level, ladder_name=name, ladder=ladder,
@@ -228,7 +227,7 @@ def test_plan_has_everything_a_human_needs(tmp_path: Path) -> None:
     assert plan["scenario"]["id"] == "planned"
     assert plan["severity"]["level"] == "P1"
     assert plan["targets"]["limit"] == "web*"
-    assert plan["lock_key"]
+    assert plan["symptom_check"]
     step = plan["ladder"]["steps"][0]
     assert step["destructive"] is True
     assert "not asked in check mode" in step["approval"]
@@ -239,7 +238,7 @@ def test_plan_has_everything_a_human_needs(tmp_path: Path) -> None:
     assert plan["flap_guard"]["decision"] == "allow"
     assert plan["timeout"]["incident_s"] == 600
     text = "\n".join(plan_lines(plan))
-    for words in ("scenario   planned", "severity   P1", "limit web*", "lock key", "[DESTRUCTIVE]",
+    for words in ("scenario   planned", "severity   P1", "limit web*", "target", "[DESTRUCTIVE]",
                   "verify ", "escalate   to", "flap guard 0 of 3", "timeout    incident 10 min"):
         assert words in text, words
     assert "pw-123456" not in text and "hunter2-secret" not in text

@@ -15,15 +15,8 @@ from hypothesis import strategies as st
 from incident_runner import engine
 from incident_runner.errors import InputError
 from incident_runner.executor import PlaybookRun
-from incident_runner.severity import (
-    CONFIG_ENV,
-    DEFAULT_PRESET,
-    Config,
-    load_config,
-    load_preset,
-    parse_config,
-    preset_names,
-)
+from incident_runner.config import CONFIG_ENV, Config, load_config, parse_config
+from incident_runner.severity import DEFAULT_PRESET, load_preset, preset_names
 from incident_runner.timeline import read_timeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,35 +294,41 @@ def _scenario(dirpath: Path) -> Path:
     return scenarios
 
 
-@pytest.fixture
-def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Replace ansible-runner: every playbook 'fails', and we record which ran."""
-    ran: list[str] = []
+class FakeRuns(list[str]):
+    """Stands in for ansible-runner through the engine's seam: every playbook 'fails',
+    and we record which ran."""
 
-    def fake_run_playbook(**kwargs: Any) -> PlaybookRun:
-        ran.append(str(kwargs["ident"]))
+    def __call__(self, **kwargs: Any) -> PlaybookRun:
+        self.append(str(kwargs["ident"]))
         now = time.time()
         return PlaybookRun(ident=str(kwargs["ident"]), status="failed", rc=2, started=now,
                            ended=now, check_mode=bool(kwargs.get("check")))
 
-    monkeypatch.setattr(engine, "run_playbook", fake_run_playbook)
-    return ran
+
+@pytest.fixture
+def fake_runs() -> FakeRuns:
+    return FakeRuns()
+
+
+def remediate_with(runs: FakeRuns, request: engine.RemediateRequest) -> engine.IncidentResult:
+    return engine.remediate(request, runner=runs)
 
 
 def _request(tmp_path: Path, severity: str | None, levels: list[dict[str, Any]],
              preset: str = "sev-1-sev-3") -> engine.RemediateRequest:
     config = _write(tmp_path / "ir.yml", {"severity": {"preset": preset, "levels": levels}})
-    inventory = _write(tmp_path / "inventory.yml", "all:\n  hosts:\n    localhost:\n")
+    inventory = _write(tmp_path / "inventory.yml",
+                       "all:\n  children:\n    staging:\n      hosts:\n        localhost:\n")
     return engine.RemediateRequest(scenario="sev-test", inventory=inventory, severity=severity,
-                                   scenarios_dir=_scenario(tmp_path), config=config)
+                                   scenario_paths=(_scenario(tmp_path),), config=config)
 
 
 def _events(result: engine.IncidentResult) -> list[dict[str, Any]]:
     return list(read_timeline(result.incident_dir / "timeline.jsonl"))
 
 
-def test_level_ladder_and_severity_info_are_recorded(tmp_path: Path, fake_runs: list[str]) -> None:
-    result = engine.remediate(_request(tmp_path, "sev-1", []))
+def test_level_ladder_and_severity_info_are_recorded(tmp_path: Path, fake_runs: FakeRuns) -> None:
+    result = remediate_with(fake_runs, _request(tmp_path, "sev-1", []))
     opened = _events(result)[0]
     assert opened["kind"] == "incident_opened"
     assert opened["severity"] == "SEV-1"
@@ -342,16 +341,16 @@ def test_level_ladder_and_severity_info_are_recorded(tmp_path: Path, fake_runs: 
 
 
 def test_a_level_without_the_ladder_falls_back_to_default(tmp_path: Path,
-                                                          fake_runs: list[str]) -> None:
-    result = engine.remediate(_request(tmp_path, "SEV-3", [{"name": "SEV-3",
+                                                          fake_runs: FakeRuns) -> None:
+    result = remediate_with(fake_runs, _request(tmp_path, "SEV-3", [{"name": "SEV-3",
                                                             "escalation_window_minutes": None}]))
     opened = _events(result)[0]
     assert opened["severity_info"]["ladder"] == "monitor"
     assert opened["ladder"] == "default" and opened["steps"] == ["first", "second"]
 
 
-def test_escalates_when_the_window_has_passed(tmp_path: Path, fake_runs: list[str]) -> None:
-    result = engine.remediate(_request(tmp_path, "SEV-2", [{"name": "SEV-2",
+def test_escalates_when_the_window_has_passed(tmp_path: Path, fake_runs: FakeRuns) -> None:
+    result = remediate_with(fake_runs, _request(tmp_path, "SEV-2", [{"name": "SEV-2",
                                                             "escalation_window_minutes": 0}]))
     assert result.status == "escalated" and int(result.exit_code) == 3
     assert "escalation window for SEV-2 (0 min) passed" in result.journal["reason"]
@@ -364,8 +363,8 @@ def test_escalates_when_the_window_has_passed(tmp_path: Path, fake_runs: list[st
     assert escalated[0]["contacts"] == ["Reliability Team", "engineer", "#incidents"]
 
 
-def test_no_window_climbs_the_whole_ladder(tmp_path: Path, fake_runs: list[str]) -> None:
-    result = engine.remediate(_request(tmp_path, "SEV-2", [{"name": "SEV-2",
+def test_no_window_climbs_the_whole_ladder(tmp_path: Path, fake_runs: FakeRuns) -> None:
+    result = remediate_with(fake_runs, _request(tmp_path, "SEV-2", [{"name": "SEV-2",
                                                             "escalation_window_minutes": None}]))
     assert [r for r in fake_runs if "-mitigate-" in r] == ["01-mitigate-first",
                                                            "02-mitigate-second"]
@@ -375,9 +374,9 @@ def test_no_window_climbs_the_whole_ladder(tmp_path: Path, fake_runs: list[str])
 
 
 def test_unknown_severity_fails_before_opening_an_incident(
-        tmp_path: Path, fake_runs: list[str], _state_under_tmp: Path) -> None:
+        tmp_path: Path, fake_runs: FakeRuns, _state_under_tmp: Path) -> None:
     with pytest.raises(InputError) as err:
-        engine.remediate(_request(tmp_path, "P1", []))
+        remediate_with(fake_runs, _request(tmp_path, "P1", []))
     assert err.value.field == "--severity"
     assert "SEV-1, SEV-2, SEV-3" in err.value.message
     assert not fake_runs
