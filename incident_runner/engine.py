@@ -62,17 +62,26 @@ class IncidentResult:
         }
 
 
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 # -- plan ------------------------------------------------------------------------------
 def plan(incident: Incident) -> None:
     """Record the plan; under --check print it first."""
     s = incident.scenario
     guard = FlapGuard.for_scenario(s.flap_max, s.flap_window_minutes, incident.safety,
                                    incident.root)
+    flap = guard.check(incident.target.key)
+    if flap.count:  # from the history: say it is a recurrence
+        incident.record("recurrence", count=flap.count, ordinal=ordinal(flap.count + 1),
+                        window_minutes=flap.window_minutes, target_key=flap.target_key)
     planned = build_plan(PlanInput(
         scenario=s, level=incident.level, ladder_name=incident.ladder_name,
         ladder=incident.ladder, inventory=incident.target.inventory,
         limit=incident.request.limit, extra_vars=incident.request.extra_vars,
-        check=incident.request.check, flap=guard.check(incident.target.key),
+        check=incident.request.check, flap=flap,
         budget=incident.budget, gate=incident.gate, diagnostics=s.diagnostics_enabled,
         target_key=incident.target.key,
         lock_keys=tuple(incident.target.lock_keys(s.lock)),

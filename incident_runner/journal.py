@@ -144,6 +144,8 @@ def build_journal(incident_dir: Path) -> dict[str, Any]:
         "scenario_source": opened.get("scenario_source"),
         "key_times": key_times(opened, events, closed),
         "evidence": evidence,
+        "recurrence": next(({k: v for k, v in e.items() if k != "seq"} for e in events
+                            if e["kind"] == "recurrence"), None),
         "notifications": [d for d in decisions if d.get("kind") == "notification"
                           or (d.get("kind") == "skipped" and d.get("phase") == "notify")],
         "resolved_by": closed.get("resolved_by") if closed else None,

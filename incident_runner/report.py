@@ -19,6 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from incident_runner.chart import timeline_chart
 from incident_runner.fsutil import write_atomic
+from incident_runner.timeutil import hhmmss, human_duration
 
 DEFAULT_MESSAGES = {
     "initial": "[{{ severity or 'unrated' }}] {{ incident_id }} opened: {{ title }}. "
@@ -45,16 +46,12 @@ def _env() -> ImmutableSandboxedEnvironment:
     )
     env.filters["hhmmss"] = _hhmmss
     env.filters["mdcell"] = _mdcell
+    env.filters["duration"] = human_duration
     return env
 
 
 def _hhmmss(ts: str | None) -> str:
-    if not ts:
-        return "-"
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%H:%M:%S")
-    except ValueError:
-        return ts
+    return hhmmss(ts) if ts else "-"
 
 
 def _mdcell(value: Any) -> str:
@@ -88,7 +85,11 @@ def message_templates(journal: dict[str, Any]) -> dict[str, str]:
 def messages(journal: dict[str, Any]) -> dict[str, str]:
     templates = message_templates(journal)
     wanted = ["initial", "update"]
-    wanted.append("resolved" if journal.get("status") == "resolved" else "escalated")
+    status = journal.get("status")
+    if status == "resolved":
+        wanted.append("resolved")
+    elif status != "not-reproduced":
+        wanted.append("escalated")
     return {kind: render_message(templates[kind], journal) for kind in wanted}
 
 

@@ -61,7 +61,8 @@ class _Collect(HTMLParser):
 
 def test_markdown_has_the_post_mortem_sections(tmp_path: Path) -> None:
     md = render(_climbed(tmp_path), "md")
-    for heading in ("## Summary", "## Impact", "## Timeline", "## Root cause", "## Resolution",
+    for heading in ("## Key times", "## Summary", "## Evidence", "## Impact", "## Timeline",
+                    "## Runbook notes (likely cause)", "## Resolution",
                     "## Steps run", "## Action items", "## Lessons learned", "## Communication"):
         assert heading in md
     assert "Resolved by step `restart-proxy`" in md
@@ -69,7 +70,8 @@ def test_markdown_has_the_post_mortem_sections(tmp_path: Path) -> None:
 
 def test_html_is_self_contained_with_the_same_sections(tmp_path: Path) -> None:
     html = render(_climbed(tmp_path), "html")
-    for heading in ("Summary", "Impact", "Timeline", "Root cause", "Resolution", "Steps run",
+    for heading in ("Summary", "Impact", "Timeline", "Runbook notes (likely cause)", "Resolution",
+                    "Steps run",
                     "Action items", "Lessons learned", "Communication"):
         assert f"<h2>{heading}</h2>" in html
     parser = _Collect()
@@ -181,3 +183,62 @@ def test_chart_of_a_long_step_without_end_reaches_the_last_event(tmp_path: Path)
     last = model["bars"][-1]
     assert last["x"] + last["width"] <= model["plot_right"] + 0.1
     assert T0 + timedelta(seconds=1) < T0 + timedelta(seconds=model["span_s"])
+
+
+def _evidenced(root: Path) -> dict[str, Any]:
+    """A run with a confirmed symptom, container evidence, a module's evidence and an alert."""
+    from incident_runner.timeline import Timeline
+
+    folder = write_incident(root, steps=[("mitigate", "reconnect-networks", OK, 1.5)],
+                            status="resolved", resolved_by="reconnect-networks")
+    timeline = Timeline(folder / "timeline.jsonl")
+    events = [json.loads(line) for line in (folder / "timeline.jsonl").read_text().splitlines()]
+    closed = events.pop()  # re-append the close after the evidence, as the runner orders them
+    (folder / "timeline.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    timeline = Timeline(folder / "timeline.jsonl")
+    timeline.append("symptom", confirmed=True, reason="api: statuses [502]", checks=[
+        {"name": "api", "url": "http://127.0.0.1:1/api/health", "healthy": False,
+         "statuses": [502], "latency_ms": [3.2], "errors": []}])
+    timeline.append("evidence", source="diagnostics", containers=[
+        {"name": "ir-proxy-1", "status": "running", "exit_code": 0, "oom_killed": False,
+         "restart_count": 0, "memory_limit": 0, "networks": ["ir_edge"]}])
+    timeline.append("step_started", phase="mitigate", step="restart-proxy", action="role x")
+    timeline.append("task_result", phase="mitigate", step="restart-proxy", task="connect",
+                    host="localhost", status="ok", changed=True, message="",
+                    evidence="proxy is missing 2 networks: ir_api_net, ir_web_net")
+    timeline.append("step_finished", phase="mitigate", step="restart-proxy", status=OK)
+    timeline.append("verify_result", step="after-reconnect-networks", healthy=True,
+                    details=["api: 3 good rounds"], checks=[
+                        {"name": "api", "healthy": True, "message": "api: 3 good rounds"}])
+    timeline.append("incident_closed", **{k: v for k, v in closed.items()
+                                          if k not in {"seq", "ts", "kind"}})
+    timeline.close()
+    return build_journal(folder)
+
+
+def test_report_shows_key_times_and_the_evidence(tmp_path: Path) -> None:
+    journal = _evidenced(tmp_path)
+    kt = journal["key_times"]
+    assert kt["detected"] and kt["mitigated"] and kt["closed"]
+    md = render(journal, "md")
+    assert "| impact start | detected | first action | mitigated | closed |" in md
+    assert "api: statuses [502]" not in md or "confirmed" in md
+    assert "statuses 502" in md  # the failing status seen by the symptom check
+    assert "`ir-proxy-1`: running" in md and "networks ir_edge" in md
+    assert "proxy is missing 2 networks" in md
+    assert "Runbook notes (likely cause)" in md and "not confirmed by the runner" in md
+    html = render(journal, "html")
+    assert "Key times" in html and "proxy is missing 2 networks" in html
+
+
+def test_report_json_matches_its_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    from incident_runner.paths import project_root
+
+    schema = json.loads((project_root() / "incident_runner/schemas/report.schema.json")
+                        .read_text())
+    for journal in (_evidenced(tmp_path / "a"), _climbed(tmp_path / "b")):
+        data = json.loads(render(journal, "json"))
+        jsonschema.validate(data, schema)
+        assert data["schema_version"] == 2
