@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from incident_runner import local_module
 from incident_runner.executor import mark_unsafe, role_play
 from incident_runner.health import CheckResult, run_checks
 from incident_runner.incident import Incident
@@ -74,22 +72,9 @@ def _diagnostics_args(incident: Incident) -> dict[str, Any]:
 
 
 def _capture_locally(incident: Incident) -> dict[str, Any]:
-    """Run the role's module in a subprocess, as Ansible would on this machine."""
-    module = roles_dir() / DIAGNOSTICS_MODULE
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": _diagnostics_args(incident)}, handle)
-        args_file = Path(handle.name)
-    args_file.chmod(0o600)
-    try:
-        proc = subprocess.run([sys.executable, str(module), str(args_file)],
-                              capture_output=True, text=True, timeout=DIAGNOSTICS_TIMEOUT_S,
-                              check=False)
-        out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        return {"failed": True, "msg": f"diagnostics: {type(exc).__name__}: {exc}"}
-    finally:
-        args_file.unlink(missing_ok=True)
-    return out if isinstance(out, dict) else {"failed": True, "msg": "diagnostics: bad output"}
+    """Run the role's module here, as Ansible would on this machine."""
+    return local_module.run(roles_dir() / DIAGNOSTICS_MODULE, _diagnostics_args(incident),
+                            DIAGNOSTICS_TIMEOUT_S)
 
 
 def container_evidence(incident: Incident) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ once, one thread each.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from incident_runner import local_module
 from incident_runner.paths import roles_dir
 from incident_runner.scenario import Check
 
@@ -49,12 +49,8 @@ class CheckResult:
 
 @cache
 def _probe() -> Callable[..., dict[str, Any]]:
-    path = roles_dir() / "health_check" / "library" / "http_check.py"
-    spec = importlib.util.spec_from_file_location("incident_runner_http_check", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - shipped file
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = local_module.load(roles_dir() / "health_check" / "library" / "http_check.py",
+                               "incident_runner_http_check")
     probe: Callable[..., dict[str, Any]] = module.probe
     return probe
 

@@ -1,42 +1,28 @@
 """Keep secrets out of everything we write or print.
 
-Three sources of secrets: values we are told are secret (vault, env vars named
-as secret, extra vars with secret-looking names), and anything that looks like
-a token or password assignment. ``Redactor.text`` scrubs a string,
-``Redactor.data`` a JSON-like structure.
+Two sources: values we are told are secret (vault, env vars named as secret,
+extra vars with secret-looking names, webhook URLs), masked wherever they
+appear; and the shared pattern rules (``redaction_rules``: URL userinfo,
+Authorization/Bearer/Token headers, webhook paths, AWS keys, PEM blocks, token
+shapes, secret-looking assignments), which the role modules apply too.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-MASK = "***"
-SECRET_NAME = re.compile(
-    r"(token|secret|passw(or)?d|passwd|api[_-]?key|private[_-]?key|credential|auth)", re.IGNORECASE
-)
-# token=..., password: "...", Authorization: Bearer ...
-ASSIGNMENT = re.compile(
-    r"(?P<key>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|private[_-]?key"
-    r"|credential)[A-Za-z0-9_.-]*)"
-    r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<value>[^\s\"',;&]+)",
-    re.IGNORECASE,
-)
-BEARER = re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-# Well-known token shapes: GitHub, Slack, AWS access keys, JWTs.
-TOKEN_SHAPES = re.compile(
-    r"(gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
-    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
-)
-MIN_SECRET_LEN = 4
+from incident_runner.redaction_rules import MASK, MIN_SECRET_LEN, RuleRedactor
+
+__all__ = ["MASK", "Redactor"]
 
 
-class Redactor:
-    """Masks known secret values and secret-looking patterns."""
+class Redactor(RuleRedactor):
+    """The shared rules plus the values known to be secret in this run."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
         self._values: set[str] = set()
         for value in secrets:
             self.add(value)
@@ -46,13 +32,16 @@ class Redactor:
             self._values.add(value)
 
     def add_from_mapping(self, mapping: Mapping[str, Any]) -> None:
-        """Treat values whose key looks secret as secrets."""
+        """Values under secret-looking keys are secrets; every string is checked for
+        secret-looking parts (a DSN's password) so they are masked whole elsewhere too."""
         for key, value in mapping.items():
-            if SECRET_NAME.search(str(key)):
-                if isinstance(value, str):
-                    self.add(value)
-            elif isinstance(value, Mapping):
+            if isinstance(value, Mapping):
                 self.add_from_mapping(value)
+            elif isinstance(value, str):
+                if self.is_secret_name(str(key)):
+                    self.add(value)
+                elif self.text(value) != value:  # e.g. postgres://app:PASSWORD@db/x
+                    self.add(value)
 
     @classmethod
     def from_environment(cls, names: Iterable[str] = ()) -> Redactor:
@@ -60,7 +49,7 @@ class Redactor:
         redactor = cls()
         listed = set(names)
         for key, value in os.environ.items():
-            if key in listed or SECRET_NAME.search(key):
+            if key in listed or redactor.is_secret_name(key):
                 redactor.add(value)
         return redactor
 
@@ -72,16 +61,4 @@ class Redactor:
         for secret in sorted(self._values, key=len, reverse=True):
             if secret in value:
                 value = value.replace(secret, MASK)
-        value = ASSIGNMENT.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}", value)
-        value = BEARER.sub(lambda m: f"{m.group(1)} {MASK}", value)
-        return TOKEN_SHAPES.sub(MASK, value)
-
-    def data(self, value: Any, key: str = "") -> Any:
-        if isinstance(value, str):
-            return MASK if key and SECRET_NAME.search(key) and value else self.text(value)
-        if isinstance(value, Mapping):  # keys too: results keyed by values (labels, items)
-            return {self.text(k) if isinstance(k, str) else k: self.data(v, str(k))
-                    for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.data(v, key) for v in value]
-        return value
+        return super().text(value)

@@ -41,6 +41,12 @@ CANARIES = {
     "extra_var": "cnry-pw-7731-Xz",          # -e password=...
     "vault_file": "cnry-vault-9931-Wk",      # a wholly encrypted group_vars file
     "vault_inline": "cnry-inline-4471-Bn",   # an inline !vault value
+    # Secrets by shape, under names that do not look secret (issue 11's list):
+    "dsn": "cnry-dsn-6612-Pq",               # -e dsn=postgres://app:PASSWORD@db/x
+    "header": "cnryhdr7723Rs",               # env LEAKY_HEADER="Authorization: Bearer ..."
+    "hook": "cnryhook8834Tu",                # inventory: a Slack webhook URL
+    "aws": "AKIACNRY1234ABCD5678",           # inventory: an AWS access key id
+    "pem": "cnrypem9945Vw",                  # inventory: a PEM private key block
 }
 VAULT_PASSWORD = "test-vault-pass-31337"  # noqa: S105 (the test vault's password)
 
@@ -382,6 +388,11 @@ def _vaulted_inventory(tmp_path: Path) -> tuple[Path, Path]:
     inline = vault.encrypt(CANARIES["vault_inline"]).decode()
     (inv / "group_vars" / "all" / "vars.yml").write_text(
         "inline_canary: !vault |\n" + "".join(f"  {line}\n" for line in inline.splitlines()))
+    (inv / "group_vars" / "all" / "shapes.yml").write_text(
+        f"shapes_hook: https://hooks.slack.com/services/T00/B00/{CANARIES['hook']}\n"
+        f"shapes_aws: {CANARIES['aws']}\n"
+        "shapes_pem: |\n  -----BEGIN RSA PRIVATE KEY-----\n"
+        f"  MIIEpA{CANARIES['pem']}\n  -----END RSA PRIVATE KEY-----\n")
     password_file = tmp_path / "vault-password"
     password_file.write_text(VAULT_PASSWORD + "\n")
     password_file.chmod(0o600)
@@ -401,9 +412,11 @@ def test_secrets_never_appear_in_any_output(home: Path, _state_under_tmp: Path, 
     url, posts = server
     inv, password_file = _vaulted_inventory(tmp_path)
     secret_env = {"CANARY_TOKEN": CANARIES["env_token"], "SAFETY_OPAQUE": CANARIES["opaque_env"],
-                  "INCIDENT_RUNNER_WEBHOOK_URL": f"{url}/hook"}
+                  "INCIDENT_RUNNER_WEBHOOK_URL": f"{url}/hook",
+                  "LEAKY_HEADER": f"Authorization: Bearer {CANARIES['header']}"}
     common = ("--scenario", "leaky", "--inventory", str(inv), "--vault-password-file",
-              str(password_file), "-e", f"password={CANARIES['extra_var']}")
+              str(password_file), "-e", f"password={CANARIES['extra_var']}",
+              "-e", f"dsn=postgres://app:{CANARIES['dsn']}@db.internal/x")
     ok = local(*common, "--json", home=home, state=_state_under_tmp, url=url, marks=marks,
                extra_env=secret_env)
     failed = local(*common, "-e", "leaky_fail=true", home=home, state=_state_under_tmp,
@@ -423,6 +436,9 @@ def test_secrets_never_appear_in_any_output(home: Path, _state_under_tmp: Path, 
                  and e["task"] == "Print the secrets"]
     assert "password=*** token=*** vault=*** inline=*** opaque=***" in printed["message"]
     assert "failing with *** *** *** *** ***" in failed.stderr
+    [shaped] = [e for e in events(folder) if e["kind"] == "task_result"
+                and e["task"] == "Print the shaped secrets"]
+    assert shaped["status"] == "ok"  # it ran and printed them; the greps below find none
     artifacts = list((folder / "artifacts").iterdir())
     assert artifacts and all((a / "command").exists() and (a / "stdout").exists()
                              for a in artifacts)

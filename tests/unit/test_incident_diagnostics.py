@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from incident_runner import local_module
 
 MODULE = (Path(__file__).parents[2] / "roles" / "capture_diagnostics" / "library"
           / "incident_diagnostics.py")
@@ -14,11 +15,7 @@ MODULE = (Path(__file__).parents[2] / "roles" / "capture_diagnostics" / "library
 
 @pytest.fixture(scope="module")
 def mod() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("incident_diagnostics", MODULE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return local_module.load(MODULE, "incident_diagnostics")
 
 
 @pytest.fixture

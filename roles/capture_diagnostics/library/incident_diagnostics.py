@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.incident_redaction import SECRET_NAMES, RuleRedactor
 
 DOCUMENTATION = r"""
 module: incident_diagnostics
@@ -51,70 +52,10 @@ options:
   timeout: {type: int, default: 30, description: Seconds allowed for each command.}
 """
 
-MASK = "***"
-DEFAULT_SECRET_NAMES = r"(TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH)"  # noqa: S105 (a pattern)
-# Token-like strings; a group named "keep" is kept, the rest of the match masked.
-BUILTIN_PATTERNS = [
-    # An Authorization header's whole value (Bearer, Basic, Token, a bare key).
-    r"(?i)(?P<keep>authorization[\"']?\s*[:=]\s*[\[\"']*)[^\"'\r\n\]]+",
-    # "Authorization: Bearer x" - before the assignment rule, which would mask only "Bearer".
-    r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}",
-    # password=..., "api_key": "...", X-Auth-Token: ...
-    # ("author" is not a secret-looking key)
-    r"(?i)(?P<keep>[A-Za-z0-9_.-]*(?:token|secret|passw(?:or)?d|passwd|api[_-]?key|credential"
-    r"|auth(?!or(?:s|ed)?\b))[A-Za-z0-9_.-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]{3,}",
-    # https://user:password@host
-    r"(?P<keep>://[^/\s:@]+:)[^/\s@]+(?=@)",
-    r"gh[pousr]_[A-Za-z0-9]{20,}",
-    r"xox[abprs]-[A-Za-z0-9-]{10,}",
-    r"AKIA[0-9A-Z]{16}",
-    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    r"(?P<keep>hooks\.slack\.com/services/)[A-Za-z0-9/_-]+",
-]
+# The shared rules (roles/redaction): the same the runner applies to everything it writes.
+DEFAULT_SECRET_NAMES = SECRET_NAMES
+Redactor = RuleRedactor
 _TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(?:Z|[+-]\d\d:\d\d)\s")
-
-
-class Redactor:
-    def __init__(self, names: str, extra: list[str]) -> None:
-        self.names = re.compile(names, re.IGNORECASE)
-        self.patterns = [re.compile(p) for p in [*BUILTIN_PATTERNS, *extra]]
-        self.count = 0
-
-    def _sub(self, match: re.Match[str]) -> str:
-        self.count += 1
-        return (match.groupdict().get("keep") or "") + MASK
-
-    def masked(self) -> str:
-        self.count += 1
-        return MASK
-
-    def text(self, value: str) -> str:
-        for pattern in self.patterns:
-            value = pattern.sub(self._sub, value)
-        return value
-
-    def env(self, entries: list[str]) -> list[str]:
-        out = []
-        for entry in entries:
-            name, sep, _value = entry.partition("=")
-            secret = sep and self.names.search(name)
-            out.append(f"{name}={self.masked()}" if secret else self.text(entry))
-        return out
-
-    def data(self, value: Any, key: str = "") -> Any:
-        """Redact inspect output: Env entries and Labels by name, every string by pattern."""
-        if isinstance(value, dict):
-            if key == "Labels":
-                return {k: self.masked() if self.names.search(k) else self.data(v)
-                        for k, v in value.items()}
-            return {k: self.data(v, k) for k, v in value.items()}
-        if isinstance(value, list):
-            if key == "Env":
-                return self.env([str(v) for v in value])
-            return [self.data(v) for v in value]
-        if isinstance(value, str):
-            return self.text(value)
-        return value
 
 
 def _sort_key(line: str) -> str:
