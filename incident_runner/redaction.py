@@ -38,9 +38,7 @@ class Redactor(RuleRedactor):
             if isinstance(value, Mapping):
                 self.add_from_mapping(value)
             elif isinstance(value, str):
-                if self.is_secret_name(str(key)):
-                    self.add(value)
-                elif self.text(value) != value:  # e.g. postgres://app:PASSWORD@db/x
+                if self.is_secret_name(str(key)) or self.text(value) != value:
                     self.add(value)
 
     @classmethod

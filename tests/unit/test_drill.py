@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from incident_runner import drill_probe, history, stats
+from incident_runner import drill_probe, stats
 from incident_runner.cli import cli
 from incident_runner.drill import (
     DrillRun,

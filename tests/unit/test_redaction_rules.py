@@ -16,7 +16,7 @@ from incident_runner.redaction_rules import MASK
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "roles" / "capture_diagnostics" / "library" / "incident_diagnostics.py"
 
-SECRET = "S3cr3tValue-99"
+SECRET = "S3cr3tValue-99"  # noqa: S105 (a canary)
 SAMPLES = [
     f"dsn postgres://app:{SECRET}@db.internal/x",
     f"Authorization: Bearer {SECRET}abcdef",

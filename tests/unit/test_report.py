@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import jsonschema
 import pytest
 
 from incident_runner import chart
 from incident_runner.journal import build_journal, load_journal
+from incident_runner.paths import project_root
 from incident_runner.report import render, write_reports
+from incident_runner.timeline import Timeline
 from tests.unit.timelines import T0, dead_pid, write_incident
 
 OK = "successful"
@@ -187,8 +190,6 @@ def test_chart_of_a_long_step_without_end_reaches_the_last_event(tmp_path: Path)
 
 def _evidenced(root: Path) -> dict[str, Any]:
     """A run with a confirmed symptom, container evidence, a module's evidence and an alert."""
-    from incident_runner.timeline import Timeline
-
     folder = write_incident(root, steps=[("mitigate", "reconnect-networks", OK, 1.5)],
                             status="resolved", resolved_by="reconnect-networks")
     timeline = Timeline(folder / "timeline.jsonl")
@@ -232,10 +233,6 @@ def test_report_shows_key_times_and_the_evidence(tmp_path: Path) -> None:
 
 
 def test_report_json_matches_its_schema(tmp_path: Path) -> None:
-    import jsonschema
-
-    from incident_runner.paths import project_root
-
     schema = json.loads((project_root() / "incident_runner/schemas/report.schema.json")
                         .read_text())
     for journal in (_evidenced(tmp_path / "a"), _climbed(tmp_path / "b")):

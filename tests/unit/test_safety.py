@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from incident_runner.config import SafetySettings, load_config, parse_config
 from incident_runner.errors import InputError
 from incident_runner.plan import PlanInput, build_plan, plan_lines
 from incident_runner.redaction import MASK, Redactor
@@ -21,9 +22,8 @@ from incident_runner.safety import (
     FlapGuard,
 )
 from incident_runner.scenario import load_scenario_file
-from incident_runner.config import SafetySettings, load_config, parse_config
-from incident_runner.timeutil import parse_duration
 from incident_runner.severity import load_preset
+from incident_runner.timeutil import parse_duration
 from tests.unit.timelines import T0, write_incident
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,11 +24,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from incident_runner.config import load_config, parse_config
 from incident_runner.errors import ExitCode, InputError
 from incident_runner.journal import load_journal
 from incident_runner.redaction import MASK, Redactor
 from incident_runner.report import messages, render
-from incident_runner.config import load_config, parse_config
 from incident_runner.timeutil import parse_duration
 from tests.unit.timelines import write_incident
 

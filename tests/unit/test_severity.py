@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from incident_runner import engine
+from incident_runner.config import CONFIG_ENV, Config, load_config, parse_config
 from incident_runner.errors import InputError
 from incident_runner.executor import PlaybookRun
-from incident_runner.config import CONFIG_ENV, Config, load_config, parse_config
 from incident_runner.severity import DEFAULT_PRESET, load_preset, preset_names
 from incident_runner.timeline import read_timeline
 
