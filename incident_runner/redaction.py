@@ -37,9 +37,9 @@ class Redactor(RuleRedactor):
         for key, value in mapping.items():
             if isinstance(value, Mapping):
                 self.add_from_mapping(value)
-            elif isinstance(value, str):
-                if self.is_secret_name(str(key)) or self.text(value) != value:
-                    self.add(value)
+            elif isinstance(value, str) and (self.is_secret_name(str(key))
+                                             or self.text(value) != value):
+                self.add(value)  # a DSN's password masked here is masked whole elsewhere
 
     @classmethod
     def from_environment(cls, names: Iterable[str] = ()) -> Redactor:

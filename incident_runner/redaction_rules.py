@@ -15,8 +15,9 @@ from typing import Any
 
 MASK = "***"
 # Names of env vars, labels, keys and variables whose values are secret.
-SECRET_NAMES = (r"(token|secret|passw(?:or)?d|passwd|api[_-]?key|private[_-]?key|credential"
-                r"|auth(?!or)|access[_-]?key|key(?![a-z])|dsn|webhook)")  # noqa: S105 (a pattern)
+SENSITIVE_NAMES = (
+    r"(token|secret|passw(?:or)?d|passwd|api[_-]?key|private[_-]?key|credential"
+    r"|auth(?!or)|access[_-]?key|key(?![a-z])|dsn|webhook)")
 PATTERNS = (
     # PEM blocks (private keys, certificates with keys): the whole block.
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
@@ -45,7 +46,7 @@ MIN_SECRET_LEN = 4
 class RuleRedactor:
     """Masks secret-looking text by pattern and values under secret-looking names."""
 
-    def __init__(self, names: str = SECRET_NAMES, extra: Iterable[str] = ()) -> None:
+    def __init__(self, names: str = SENSITIVE_NAMES, extra: Iterable[str] = ()) -> None:
         self.names = re.compile(names, re.IGNORECASE)
         self.patterns = [re.compile(p) for p in (*PATTERNS, *extra)]
         self.count = 0

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = ("# GENERATED from incident_runner/redaction_rules.py by scripts/sync_module_utils.py;"
-          " edit the source, not this copy.\n")
+HEADER = ("# GENERATED from incident_runner/redaction_rules.py by\n"
+          "# scripts/sync_module_utils.py: edit the source, not this copy.\n")
 COPIES = {
     ROOT / "incident_runner" / "redaction_rules.py":
         ROOT / "roles" / "redaction" / "module_utils" / "incident_redaction.py",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.incident_redaction import SECRET_NAMES, RuleRedactor
+from ansible.module_utils.incident_redaction import SENSITIVE_NAMES, RuleRedactor
 
 DOCUMENTATION = r"""
 module: incident_diagnostics
@@ -53,7 +53,7 @@ options:
 """
 
 # The shared rules (roles/redaction): the same the runner applies to everything it writes.
-DEFAULT_SECRET_NAMES = SECRET_NAMES
+DEFAULT_SECRET_NAMES = SENSITIVE_NAMES
 Redactor = RuleRedactor
 _TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(?:Z|[+-]\d\d:\d\d)\s")
 
