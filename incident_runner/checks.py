@@ -11,17 +11,16 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from incident_runner.ansible_env import ansible_tool, base_env
 from incident_runner.config import CONFIG_FILE, Config, find_config, load_config, parse_config
 from incident_runner.errors import InputError
-from incident_runner.paths import default_inventory, project_root, scenarios_dir
+from incident_runner.paths import default_inventory, scenarios_dir
 from incident_runner.scenario import load_scenario_file
 from incident_runner.validation import load_yaml
 
@@ -126,27 +125,13 @@ def check_config(path: Path) -> tuple[FileCheck, Config]:
     return FileCheck(_shown(path), "config", True, detail=_config_detail(config)), config
 
 
-def _ansible_inventory() -> str:
-    beside = Path(sys.executable).parent / "ansible-inventory"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("ansible-inventory")
-    if not found:
-        raise InputError("ansible-inventory not found on PATH; cannot check inventories")
-    return found
-
-
 def _inventory_env() -> dict[str, str]:
     return {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
+        **os.environ, **base_env(),
         # Unparseable sources are warnings by default (and an implicit localhost remains):
         # make them fatal, so a broken inventory is reported, not silently empty.
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "1",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
     }
 
 
@@ -183,7 +168,7 @@ def check_inventory(path: Path) -> FileCheck:
         raise InputError("inventory not found", source=str(path), field="inventory")
     for vars_file in _vars_files(path):
         load_yaml(vars_file)
-    argv = [_ansible_inventory(), "-i", str(path), "--list"]
+    argv = [ansible_tool("ansible-inventory"), "-i", str(path), "--list"]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, env=_inventory_env(),
                               timeout=INVENTORY_TIMEOUT, check=False)

@@ -1,7 +1,9 @@
-"""Live view of an incident: rich on a terminal, plain lines otherwise."""
+"""Live view of an incident: one line per phase on stderr, coloured on a terminal
+unless NO_COLOR is set or TERM=dumb."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -10,12 +12,19 @@ import click
 from incident_runner.executor import TaskResult
 
 
+def wants_color() -> bool:
+    """https://no-color.org: any NO_COLOR value turns colour off; so does TERM=dumb."""
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stderr.isatty()
+
+
 class LineReporter:
     """One line per phase and outcome; on a TTY phases are coloured."""
 
     def __init__(self, quiet: bool = False, color: bool | None = None) -> None:
         self.quiet = quiet
-        self.color = sys.stderr.isatty() if color is None else color
+        self.color = wants_color() if color is None else color
         self.started = time.monotonic()
 
     def _emit(self, text: str, fg: str | None = None) -> None:

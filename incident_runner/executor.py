@@ -28,7 +28,6 @@ import os
 import shlex
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -41,9 +40,9 @@ import ansible_runner
 import yaml
 
 from incident_runner import playbook_guard
+from incident_runner.ansible_env import install_guard, playbook_env
 from incident_runner.errors import ExecutionError
 from incident_runner.fsutil import write_atomic
-from incident_runner.paths import project_root, roles_dir
 from incident_runner.procutil import proc_state
 from incident_runner.redaction import Redactor
 from incident_runner.secrets import scrub_artifacts, scrub_file
@@ -53,8 +52,6 @@ LOG = logging.getLogger(__name__)
 
 RESULT_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_unreachable"}
 MAX_MESSAGE = 500
-CHECK_CALLBACK = "incident_runner_check"
-CALLBACK_DIR = Path(__file__).resolve().parent / "ansible_plugins" / "callback"
 # ansible-runner polls the cancel flag and the timeout once per pexpect read timeout.
 POLL_SECONDS = 0.5
 # ansible-runner's own timeout is only a backstop: ours goes through the guard first.
@@ -212,66 +209,6 @@ class _EventSink:
             self.on_task(result)
 
 
-def _install_guard(private: Path) -> Path:
-    """``private/bin/ansible-playbook``: the guard, run by this Python (-IS: stdlib only)."""
-    bin_dir = private / "bin"
-    bin_dir.mkdir(mode=0o700)
-    guard = bin_dir / "ansible-playbook"
-    source = Path(playbook_guard.__file__).read_text(encoding="utf-8")
-    guard.write_text(f"#!{sys.executable} -IS\n{source}", encoding="utf-8")
-    guard.chmod(0o700)
-    return bin_dir
-
-
-def _real_playbook() -> str:
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("ansible-playbook")
-    if not found:
-        raise ExecutionError("ansible-playbook not found beside the runner's Python nor on PATH")
-    return found
-
-
-def _envvars(private: Path | None = None, impact_file: Path | None = None) -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)
-    path = venv_bin + os.pathsep + os.environ.get("PATH", "")
-    env = {
-        # ansible-runner runs ansible-playbook from PATH: use the one beside us.
-        "PATH": path,
-        "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(roles_dir()),
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        # Module files carry their arguments (secrets included): never leave them behind,
-        # and pipe modules instead of writing them (a killed run leaves no AnsiballZ files).
-        "ANSIBLE_KEEP_REMOTE_FILES": "0",
-        "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
-    }
-    if private is not None:
-        # The guard, first on PATH, is what ansible-runner starts as ansible-playbook.
-        env.update({
-            "PATH": str(private / "bin") + os.pathsep + path,
-            playbook_guard.REAL_ENV: _real_playbook(),
-            playbook_guard.PARENT_ENV: str(os.getpid()),
-            playbook_guard.PRIVATE_ENV: str(private),
-            # Ansible's controller-side temp files go away with the private dir.
-            "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
-        })
-    if impact_file is not None:
-        enabled = [n for n in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if n]
-        plugins = [p for p in os.environ.get("ANSIBLE_CALLBACK_PLUGINS", "").split(os.pathsep)
-                   if p]
-        env.update({
-            "ANSIBLE_CALLBACKS_ENABLED": ",".join([*enabled, CHECK_CALLBACK]),
-            "ANSIBLE_CALLBACK_PLUGINS": os.pathsep.join([*plugins, str(CALLBACK_DIR)]),
-            "IR_CHECK_IMPACT_FILE": str(impact_file),
-        })
-    return env
-
-
 def _scrub_command(redactor: Redactor) -> Any:
     """A status handler: on 'running' the ``command`` artifact (the environment) exists and
     the playbook has not started yet; mask its secrets now."""
@@ -401,7 +338,7 @@ def run_playbook(
         (private / "env").mkdir(mode=0o700)
         (private / "env" / "settings").write_text(json.dumps(
             {"suppress_output_file": True, "pexpect_timeout": POLL_SECONDS}))
-        _install_guard(private)
+        install_guard(private)
         cmdline = []
         if data_vars:
             vars_file = private / "extravars.yml"
@@ -421,7 +358,7 @@ def run_playbook(
             inventory=str(inventory),
             limit=limit,
             cmdline=shlex.join(cmdline) if cmdline else None,
-            envvars=_envvars(private, impact_file),
+            envvars=playbook_env(private, impact_file),
             verbosity=verbosity or None,
             quiet=True,
             timeout=timeout + BACKSTOP_SECONDS if timeout else None,

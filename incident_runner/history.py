@@ -28,11 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from incident_runner.errors import InputError
 from incident_runner.journal import load_journal
-from incident_runner.layout import JOURNAL_FILE, TIMELINE_FILE
+from incident_runner.layout import INCIDENT_PREFIX, JOURNAL_FILE, TIMELINE_FILE
 from incident_runner.paths import state_dir
-from incident_runner.timeline import read_timeline
 from incident_runner.timeutil import epoch, now_iso
 
 LOG = logging.getLogger(__name__)
@@ -40,7 +38,6 @@ LOG = logging.getLogger(__name__)
 HISTORY_FILE = "history.sqlite"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 15.0
-INCIDENT_PREFIX = "INC-"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -418,45 +415,3 @@ def count_remediations(target_key: str, since: datetime | float | str,
     with synced(root) as history:
         return history.count_remediations(target_key, since)
 
-
-def _opened_id(path: Path) -> str | None:
-    for event in read_timeline(path / TIMELINE_FILE):
-        if event.get("kind") == "incident_opened":
-            value = event.get("incident_id")
-            return str(value) if value else None
-        break
-    journal = path / JOURNAL_FILE
-    if journal.exists():
-        try:
-            value = json.loads(journal.read_text(encoding="utf-8")).get("incident_id")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return str(value) if value else None
-    return None
-
-
-def find_incident(ref: str, root: Path | None = None) -> Path:
-    """The folder of incident ``ref``: a folder name or an ``INC-YYYYMMDD-HHMMSS`` id.
-
-    Reads the folders, not the index, so it works even without a database.
-    """
-    root = Path(root) if root is not None else state_dir()
-    ref = ref.strip()
-    if not ref.startswith(INCIDENT_PREFIX) or "/" in ref or "\\" in ref or ".." in ref:
-        raise InputError(f"'{ref[:80]}' is not an incident id (INC-YYYYMMDD-HHMMSS)",
-                         field="INC-ID")
-    exact = root / ref
-    if exact.is_dir() and ((exact / TIMELINE_FILE).exists() or (exact / JOURNAL_FILE).exists()):
-        return exact
-    matches = []
-    if root.is_dir():
-        for path in sorted(root.glob(f"{ref}-*")):
-            if path.is_dir() and _opened_id(path) == ref:
-                matches.append(path)
-    if not matches:
-        raise InputError(f"no incident '{ref}' under {root}", field="INC-ID")
-    if len(matches) > 1:
-        names = ", ".join(p.name for p in matches)
-        raise InputError(f"incident id '{ref}' is ambiguous: {names}; give the folder name",
-                         field="INC-ID")
-    return matches[0]

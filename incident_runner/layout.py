@@ -9,10 +9,12 @@ folder per Ansible run).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from incident_runner.errors import ExecutionError
+from incident_runner.errors import ExecutionError, InputError
+from incident_runner.paths import state_dir
 
 INCIDENT_PREFIX = "INC-"
 TIMELINE_FILE = "timeline.jsonl"
@@ -44,3 +46,49 @@ def incident_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(INCIDENT_PREFIX))
+
+
+def _opened_id(path: Path) -> str | None:
+    try:  # the first event of a timeline is incident_opened
+        with (path / TIMELINE_FILE).open(encoding="utf-8") as handle:
+            first = json.loads(handle.readline() or "{}")
+        if isinstance(first, dict) and first.get("kind") == "incident_opened":
+            value = first.get("incident_id")
+            return str(value) if value else None
+    except (OSError, ValueError):
+        pass
+    journal = path / JOURNAL_FILE
+    if journal.exists():
+        try:
+            value = json.loads(journal.read_text(encoding="utf-8")).get("incident_id")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return str(value) if value else None
+    return None
+
+
+def find_incident(ref: str, root: Path | None = None) -> Path:
+    """The folder of incident ``ref``: a folder name or an ``INC-YYYYMMDD-HHMMSS`` id.
+
+    Reads the folders, not the index, so it works even without a database.
+    """
+    root = Path(root) if root is not None else state_dir()
+    ref = ref.strip()
+    if not ref.startswith(INCIDENT_PREFIX) or "/" in ref or "\\" in ref or ".." in ref:
+        raise InputError(f"'{ref[:80]}' is not an incident id (INC-YYYYMMDD-HHMMSS)",
+                         field="INC-ID")
+    exact = root / ref
+    if exact.is_dir() and ((exact / TIMELINE_FILE).exists() or (exact / JOURNAL_FILE).exists()):
+        return exact
+    matches = []
+    if root.is_dir():
+        for path in sorted(root.glob(f"{ref}-*")):
+            if path.is_dir() and _opened_id(path) == ref:
+                matches.append(path)
+    if not matches:
+        raise InputError(f"no incident '{ref}' under {root}", field="INC-ID")
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches)
+        raise InputError(f"incident id '{ref}' is ambiguous: {names}; give the folder name",
+                         field="INC-ID")
+    return matches[0]

@@ -119,7 +119,8 @@ def resolve_target(inventory: Path, scenario: Scenario, *, limit: str | None = N
     templar = Templar(loader=loader, variables=variables)
     partial = Target(inventory=inventory, pattern=scenario.hosts, hosts=(), services=(),
                      environment="", project="", _templar=templar)
-    environment = str(partial.template(_first(variables, ENVIRONMENT_VARS, inventory.name)))
+    # Without a declared environment the inventory itself is the identity (its path).
+    environment = str(partial.template(_first(variables, ENVIRONMENT_VARS, str(inventory))))
     project = str(partial.template(_first(variables, PROJECT_VARS, "")))
     return Target(
         inventory=inventory, pattern=scenario.hosts, hosts=tuple(h.name for h in hosts),

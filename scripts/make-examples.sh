@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate docs/examples/ from a real run: bring up a throw-away staging
+# Regenerate examples/incident-report/ from a real run: bring up a throw-away staging
 # stack (own compose project and port), inject the proxy-502 fault, run the
 # real `incident-runner remediate`, and copy what the tool produced (Markdown
 # post-mortem, HTML report, JSON journal, messages, timeline) into
-# docs/examples/proxy-502/. Nothing in there is written by hand.
+# examples/incident-report/. Nothing in there is written by hand.
 #
 #   bash scripts/make-examples.sh            # project ir-c2-examples, first free port 18510-18599
 #   IR_EXAMPLES_PROJECT=... IR_EXAMPLES_PORT=... bash scripts/make-examples.sh
@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PROJECT="${IR_EXAMPLES_PROJECT:-ir-c2-examples}"
 SCENARIO=proxy-502
-OUT="$ROOT/docs/examples/$SCENARIO"
+OUT="$ROOT/examples/incident-report"
 WORK="/tmp/$PROJECT"   # stable path: it is printed in the report's Targets line
 
 # shellcheck disable=SC1091
@@ -80,7 +80,7 @@ fi
 
 incident_dir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dir"])' \
   "$WORK/summary.json")
-rm -rf "$OUT"
+find "$OUT" -maxdepth 1 -type f ! -name README.md -delete 2>/dev/null || true  # keep the README
 mkdir -p "$OUT"
 cp "$incident_dir"/*.md "$incident_dir/report.html" "$incident_dir/report.json" \
   "$incident_dir/messages.json" "$incident_dir/timeline.jsonl" "$OUT/"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from incident_runner.cli.options import global_options
-from incident_runner.history import find_incident
 from incident_runner.journal import load_journal
+from incident_runner.layout import find_incident
 from incident_runner.paths import state_dir
 from incident_runner.report import render
 

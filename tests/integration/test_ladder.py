@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Stack, http_status, inspect
+from tests.stack import Stack, docker, http_status, inspect
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +29,43 @@ def _remediate(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
 def _steps(summary: dict[str, Any]) -> list[tuple[str, str]]:
     journal = json.loads((Path(summary["dir"]) / "journal.json").read_text())
     return [(s["name"], s["status"]) for s in journal["steps"] if s["phase"] == "mitigate"]
+
+
+def _docker_state(stack: Stack) -> list[tuple[object, ...]]:
+    """What a remediation could change: each container's id, start, limit, restarts, networks."""
+    ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={stack.project}")
+    out = []
+    for cid in sorted(ids.split()):
+        c = inspect(cid)
+        state, host = c["State"], c["HostConfig"]
+        assert isinstance(state, dict) and isinstance(host, dict)
+        nets = sorted((c["NetworkSettings"] or {}).get("Networks") or {})  # type: ignore[union-attr]
+        out.append((c["Id"], state["StartedAt"], state["Status"], host["Memory"],
+                    c["RestartCount"], tuple(nets)))
+    return out
+
+
+def test_a_healthy_target_is_left_alone_unless_forced(stack: Stack) -> None:
+    """An alert about a healthy stack changes nothing (exit 0, not-reproduced); --force acts."""
+    assert http_status(stack.url + "/api/health") == 200
+    before = _docker_state(stack)
+    rc, summary = _remediate(stack)
+    assert rc == 0, summary
+    assert summary["status"] == "not-reproduced", summary
+    assert _docker_state(stack) == before, "a healthy target must not be touched"
+    journal = json.loads((Path(summary["dir"]) / "journal.json").read_text())
+    assert not [s for s in journal["steps"] if s["phase"] == "mitigate"]
+    [symptom] = [e for e in journal["evidence"] if e["kind"] == "symptom"]
+    assert symptom["confirmed"] is False and symptom["checks"][0]["statuses"] == [200]
+    assert "not reproduced" in Path(summary["reports"]["markdown"]).read_text()
+
+    rc, forced = _remediate(stack, "--force")
+    assert rc == 0, forced
+    assert forced["status"] == "resolved" and forced["resolved_by"] == "raise-memory"
+    host = inspect(stack.container("api"))["HostConfig"]
+    assert isinstance(host, dict) and host["Memory"] == 160 * 1024 * 1024  # it acted
+    decisions = json.loads((Path(forced["dir"]) / "journal.json").read_text())["decisions"]
+    assert [d["decision"] for d in decisions if d.get("trigger") == "force"] == ["force"]
 
 
 def test_step_two_fixes_what_step_one_did_not(stack: Stack) -> None:

@@ -271,7 +271,8 @@ def test_the_flap_guard_stops_the_third_remediation_also_across_restarts(
     assert blocked.returncode == 3, blocked.stdout + blocked.stderr
     result = summary(blocked)
     assert result["status"] == "escalated"
-    assert "flap guard: 'local:flappy' was already remediated 2 time(s) in the last 60 min " \
+    key = f"{(home / 'inventory').resolve()}/localhost:flappy"  # the inventory's path: no env var
+    assert f"flap guard: '{key}' was already remediated 2 time(s) in the last 60 min " \
            "(limit 2, from the scenario)" in result["reason"]
     evts = events(result["dir"])
     [guard] = [e for e in evts if e["kind"] == "flap_guard"]
@@ -290,6 +291,20 @@ def test_the_flap_guard_stops_the_third_remediation_also_across_restarts(
                   marks=marks)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "WOULD BLOCK" in check.stderr
+
+    # Another target in the same state dir (another inventory: another stack project) is
+    # not blocked by this one's history.
+    other = home / "other-stack"
+    other.mkdir()
+    (other / "hosts.yml").write_text((home / "inventory" / "hosts.yml").read_text()
+                                     + "  vars:\n    stack_env: staging\n"
+                                       "    stack_project: ir-other\n")
+    elsewhere = local("--scenario", "flappy", "--json", "--inventory", str(other), home=home,
+                      state=_state_under_tmp, url=url, marks=marks)
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert summary(elsewhere)["status"] == "resolved"
+    [guard] = [e for e in events(summary(elsewhere)["dir"]) if e["kind"] == "flap_guard"]
+    assert (guard["target_key"], guard["count"]) == ("staging/localhost/ir-other:flappy", 0)
 
 
 # -- approvals -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from incident_runner import history, stats
+from incident_runner import history, layout, stats
 from incident_runner.errors import ExitCode, InputError
 from incident_runner.journal import load_journal
 from tests.unit.timelines import T0, dead_pid, iso, write_incident
@@ -220,19 +220,19 @@ def test_percentile(values: list[float], pct: float, want: float | None) -> None
 
 def test_find_incident_by_id_or_folder(tmp_path: Path) -> None:
     folder = _resolved(tmp_path, 0, 5.0)
-    assert history.find_incident("INC-20261124-060000", tmp_path) == folder
-    assert history.find_incident(folder.name, tmp_path) == folder
+    assert layout.find_incident("INC-20261124-060000", tmp_path) == folder
+    assert layout.find_incident(folder.name, tmp_path) == folder
     # Two scenarios opened in the same second share the id: ask for the folder.
     other = _resolved(tmp_path, 0, 5.0, scenario="service-down")
     with pytest.raises(InputError, match="ambiguous"):
-        history.find_incident("INC-20261124-060000", tmp_path)
-    assert history.find_incident(other.name, tmp_path) == other
+        layout.find_incident("INC-20261124-060000", tmp_path)
+    assert layout.find_incident(other.name, tmp_path) == other
 
 
 @pytest.mark.parametrize("ref", ["INC-20991231-000000", "INC-../../etc", "nonsense", "INC-x/y"])
 def test_find_incident_unknown_or_malformed_is_bad_input(tmp_path: Path, ref: str) -> None:
     _resolved(tmp_path, 0, 5.0)
     with pytest.raises(InputError) as err:
-        history.find_incident(ref, tmp_path)
+        layout.find_incident(ref, tmp_path)
     assert err.value.code == ExitCode.BAD_INPUT
     assert ref[:20] in str(err.value)

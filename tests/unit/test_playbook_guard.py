@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from incident_runner import playbook_guard
-from incident_runner.executor import _install_guard
+from incident_runner.ansible_env import install_guard
 
 FAKE = textwrap.dedent("""\
     #!{python}
@@ -55,7 +55,7 @@ RUNNER = textwrap.dedent("""\
 def guard_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     private = tmp_path / "ir-run-test"
     private.mkdir()
-    guard = _install_guard(private) / "ansible-playbook"
+    guard = install_guard(private) / "ansible-playbook"
     fake = tmp_path / "fake-ansible-playbook"
     fake.write_text(FAKE.format(python=sys.executable))
     fake.chmod(0o700)
