@@ -12,6 +12,7 @@ import click
 import yaml
 
 from incident_runner.errors import InputError
+from incident_runner.timeutil import parse_duration
 
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 MAX_VALUE = 64 * 1024
@@ -89,3 +90,22 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--config", default=None, metavar="PATH", expose_value=False,
                         callback=keep, help="Config file (also accepted before the "
                                             "subcommand).")(command)
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """``90s``, ``15m``, ``1h``; a bare number is seconds (every duration flag is the same)."""
+
+    name = "duration"
+
+    def __init__(self, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip()
+        if self.allow_zero and text in {"0", "0s"}:
+            return 0.0
+        flag = f"--{param.name.replace('_', '-')}" if param is not None and param.name else "-"
+        return parse_duration(text, flag)

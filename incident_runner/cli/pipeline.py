@@ -18,7 +18,9 @@ from typing import Any
 import click
 
 from incident_runner import ci
+from incident_runner.cli.options import Duration
 from incident_runner.engine import IncidentResult
+from incident_runner.errors import InputError
 from incident_runner.lock import DEFAULT_LOCK_TIMEOUT
 
 LOCK_TIMEOUT_ENV = "INCIDENT_RUNNER_LOCK_TIMEOUT"
@@ -70,8 +72,8 @@ def pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
                   type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
                   help="Copy report.md/html/json, messages.json and timeline.jsonl here.")
     @click.option("--lock-timeout", "lock_timeout", envvar=LOCK_TIMEOUT_ENV,
-                  type=click.FloatRange(0, MAX_LOCK_TIMEOUT), default=DEFAULT_LOCK_TIMEOUT,
-                  show_default=True, metavar="SECONDS",
+                  type=Duration(allow_zero=True), default=DEFAULT_LOCK_TIMEOUT,
+                  show_default=True, metavar="DURATION",
                   help="Wait this long for another run that holds the target's lock, then "
                        f"escalate (exit 3). Env: {LOCK_TIMEOUT_ENV}.")
     @functools.wraps(command)
@@ -81,6 +83,8 @@ def pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ci.check_output_path(junit, "--junit")
         if artifacts_dir is not None and artifacts_dir.exists() and not artifacts_dir.is_dir():
             ci.check_output_path(artifacts_dir, "--artifacts-dir")
+        if lock_timeout > MAX_LOCK_TIMEOUT:
+            raise InputError(f"at most {MAX_LOCK_TIMEOUT:g}s", field="--lock-timeout")
         pipeline = Pipeline(from_ci=from_ci, junit=junit, artifacts_dir=artifacts_dir,
                             lock_timeout=lock_timeout)
         return command(*args, pipeline=pipeline, **kwargs)

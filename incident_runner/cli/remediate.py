@@ -8,14 +8,13 @@ from typing import Any
 
 import click
 
-from incident_runner.cli.options import global_options, parse_extra_vars
+from incident_runner.cli.options import Duration, global_options, parse_extra_vars
 from incident_runner.cli.pipeline import Pipeline, pipeline_options, summary_json
 from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
 from incident_runner.errors import InputError
 from incident_runner.paths import default_inventory
-from incident_runner.timeutil import parse_duration
 
 
 @click.command()
@@ -41,7 +40,7 @@ from incident_runner.timeutil import parse_duration
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Approve destructive steps.")
 @click.option("--drill", is_flag=True, hidden=True,
               help="Record the incident as a drill (set by `incident-runner drill`).")
-@click.option("--timeout", "timeout", metavar="DURATION", default=None,
+@click.option("--timeout", "timeout", metavar="DURATION", default=None, type=Duration(),
               help="Time budget of the incident (90s, 15m, 1h; a bare number is seconds); "
                    "default: the config's safety.incident_timeout_minutes.")
 @click.option("--vault-password-file", type=click.Path(path_type=Path), default=None,
@@ -54,7 +53,7 @@ from incident_runner.timeutil import parse_duration
 @click.pass_context
 def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
-              as_json: bool, verbose: int, drill: bool, timeout: str | None,
+              as_json: bool, verbose: int, drill: bool, timeout: float | None,
               vault_password_file: Path | None, pipeline: Pipeline, force: bool,
               scenario_paths: tuple[Path, ...], alert_file: Path | None) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
@@ -65,7 +64,7 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         drill=drill, force=force, scenario_paths=scenario_paths,
         alert=read_alert(alert_file) if alert_file else {},
         config=ctx.obj.get("config"),
-        timeout_seconds=parse_duration(timeout) if timeout is not None else None,
+        timeout_seconds=timeout,
         vault_password_file=vault_password_file,
         ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
     )

@@ -194,3 +194,41 @@ def test_validate_the_shipped_project_is_clean() -> None:
     assert "0 invalid" in proc.stdout
     for kind in ("scenario", "config", "inventory"):
         assert f" {kind} " in proc.stdout
+
+
+# -- issue 11's new inputs: each names its file or field, exit 2, nothing opened ---------------
+def test_new_flags_and_files_are_checked(tmp_path: Path, state: Path, inventory: str) -> None:
+    broken_vars = tmp_path / "vars.yml"
+    broken_vars.write_text("a: [unclosed\n")
+    list_vars = tmp_path / "list.yml"
+    list_vars.write_text("- not\n- a mapping\n")
+    bad_alert = tmp_path / "alert.json"
+    bad_alert.write_text("[1, 2]")
+    config = tmp_path / "broken-config.yml"  # not ./incident-runner.yml: that is discovered
+    config.write_text("scenario_paths: [no-such-folder]\n")
+    remediate = ("remediate", "--scenario", "proxy-502", "--inventory", inventory)
+    cases: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+        ((*remediate, "-e", f"@{tmp_path / 'missing.yml'}"), ("missing.yml", "-e")),
+        ((*remediate, "-e", f"@{broken_vars}"), ("vars.yml", "-e", "line")),
+        ((*remediate, "-e", f"@{list_vars}"), ("list.yml", "mapping")),
+        ((*remediate, "-e", '{"broken": '), ("-e", "JSON")),
+        ((*remediate, "-e", '{"bad name": 1}'), ("-e", "bad name")),
+        ((*remediate, "--scenarios", str(tmp_path / "nowhere")), ("nowhere", "--scenarios")),
+        ((*remediate, "--timeout", "5 parsecs"), ("--timeout", "5 parsecs")),
+        ((*remediate, "--lock-timeout", "soon"), ("--lock-timeout", "soon")),
+        ((*remediate, "--alert-file", str(bad_alert)), ("alert.json", "--alert-file")),
+        (("--config", str(config), *remediate), ("broken-config.yml", "scenario_paths.0")),
+        ((*remediate, "--config", str(config)), ("broken-config.yml", "scenario_paths.0")),
+        (("incidents", "--since", "yesterday-ish"), ("--since", "yesterday-ish")),
+    ]
+    for args, names in cases:
+        assert_bad_input(run_cli(*args, cwd=tmp_path), *names)
+    assert not list(state.glob("INC-*")), "bad input must not open an incident"
+
+
+def test_global_options_after_the_subcommand(tmp_path: Path) -> None:
+    """--state-dir after the subcommand is the same as before it."""
+    before = run_cli("--state-dir", str(tmp_path / "s"), "incidents", "--json", cwd=tmp_path)
+    after = run_cli("incidents", "--json", "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout == "[]\n"
