@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from incident_runner.checks import validate_files
 from incident_runner.cli.options import global_options
 from incident_runner.errors import ExitCode
+from incident_runner.input_validation import validate_files
 
 
 @click.command()

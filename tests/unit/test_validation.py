@@ -12,8 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from incident_runner.checks import detect_kind, validate_files
 from incident_runner.errors import ExitCode, InputError
+from incident_runner.input_validation import detect_kind, validate_files
 from incident_runner.scenario import catalog, find_scenario, load_scenario_file, parse_scenario
 from incident_runner.validation import load_yaml, validate
 

@@ -19,7 +19,7 @@ MASK = "***"
 # Names of env vars, labels, keys and variables whose values are secret.
 SENSITIVE_NAMES = (
     r"(token|secret|passw(?:or)?d|passwd|api[_-]?key|private[_-]?key|credential"
-    r"|auth(?!or)|access[_-]?key|key(?![a-z])|dsn|webhook)")
+    r"|auth(?!or)|access[_-]?key|ssh[_-]?key|signing[_-]?key|dsn|webhook)")
 PATTERNS = (
     # PEM blocks (private keys, certificates with keys): the whole block.
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----",

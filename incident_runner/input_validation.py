@@ -1,4 +1,4 @@
-"""Validate user input files without running anything: scenarios, the config, inventories.
+"""Input validation of files without running anything: scenarios, the config, inventories.
 
 ``validate_files`` is the API behind ``incident-runner validate``. Every file is
 checked and reported (one bad file does not hide the next); each problem is

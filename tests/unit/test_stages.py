@@ -1,0 +1,126 @@
+"""The runner's stages through its seam for running playbooks: a fake ansible-runner and a
+real HTTP server on 127.0.0.1 that the stages' symptom check and verification talk to."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from incident_runner.engine import IncidentResult, RemediateRequest, remediate
+from incident_runner.executor import PlaybookRun, TaskResult
+
+
+class Service(ThreadingHTTPServer):
+    healthy = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.server.healthy else 502)  # type: ignore[attr-defined]
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def service() -> Iterator[Service]:
+    server = Service(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+class FakeAnsible:
+    """Records the runs; each step's result (and whether it heals the service) is scripted."""
+
+    def __init__(self, service: Service, script: dict[str, tuple[str, bool, str]]) -> None:
+        self.service, self.script, self.ran = service, script, []  # type: list[str]
+
+    def __call__(self, **kw: Any) -> PlaybookRun:
+        name = str(kw["context"]["step"])
+        self.ran.append(name)
+        status, heals, task_status = self.script.get(name, ("successful", False, "ok"))
+        if heals:
+            self.service.healthy = True
+        now = time.time()
+        tasks = [TaskResult(task="act", host="web-1", status=task_status, changed=True,
+                            message="host unreachable" if task_status == "unreachable" else "")]
+        return PlaybookRun(ident=str(kw["ident"]), status=status, rc=0, started=now, ended=now,
+                           check_mode=bool(kw.get("check")), tasks=tasks)
+
+
+def _request(tmp_path: Path, service: Service, **kw: Any) -> RemediateRequest:
+    url = f"http://127.0.0.1:{service.server_address[1]}/health"
+    scenarios = tmp_path / "catalog"
+    scenarios.mkdir(exist_ok=True)
+    check = {"name": "app", "url": url, "successes": 2, "interval": 0.05, "deadline": 1}
+    (scenarios / "stages.yml").write_text(yaml.safe_dump({
+        "id": "stages", "title": "stages under test", "description": "fake runs",
+        "targets": {"hosts": "web", "services": ["app"]}, "diagnostics": {"enabled": False},
+        "ladders": {"default": [{"name": "first", "role": "reconnect_networks"},
+                                {"name": "second", "role": "reconnect_networks"}]},
+        "verify": {"checks": [check]},
+        "escalation": {"notify": False},
+    }))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    web:\n      hosts:\n        web-1:\n"
+                         "  vars:\n    stack_env: test\n    stack_project: shop\n")
+    return RemediateRequest(scenario="stages", inventory=inventory, state_dir=tmp_path / "state",
+                            scenario_paths=(scenarios,), **kw)
+
+
+def _run(tmp_path: Path, service: Service, script: dict[str, tuple[str, bool, str]],
+         **kw: Any) -> tuple[IncidentResult, FakeAnsible]:
+    fake = FakeAnsible(service, script)
+    return remediate(_request(tmp_path, service, **kw), runner=fake), fake
+
+
+def test_a_healthy_target_is_not_reproduced_and_nothing_runs(tmp_path: Path,
+                                                            service: Service) -> None:
+    result, fake = _run(tmp_path, service, {})
+    assert result.status == "not-reproduced" and int(result.exit_code) == 0
+    assert fake.ran == []
+    assert result.journal["key_times"]["first_action"] is None
+    assert result.journal["target_key"] == "test/web-1/shop:app"
+
+
+def test_force_acts_on_a_healthy_target(tmp_path: Path, service: Service) -> None:
+    result, fake = _run(tmp_path, service, {}, force=True)
+    assert fake.ran == ["first"] and result.status == "resolved"
+
+
+def test_first_step_that_verifies_resolves(tmp_path: Path, service: Service) -> None:
+    service.healthy = False
+    result, fake = _run(tmp_path, service, {"first": ("successful", True, "ok")})
+    assert (result.status, result.journal["resolved_by"], fake.ran) == (
+        "resolved", "first", ["first"])
+    kt = result.journal["key_times"]
+    assert kt["detected"] <= kt["first_action"] <= kt["mitigated"] <= kt["closed"]
+
+
+def test_a_step_that_does_not_hold_climbs_then_escalates(tmp_path: Path,
+                                                         service: Service) -> None:
+    service.healthy = False
+    result, fake = _run(tmp_path, service, {})
+    assert fake.ran == ["first", "second"]
+    assert result.status == "escalated" and int(result.exit_code) == 3
+    decisions = [d["decision"] for d in result.journal["decisions"]
+                 if d["kind"] == "decision"]
+    assert decisions == ["next_step", "next_step", "escalate"]
+
+
+def test_an_unreachable_host_escalates_at_once(tmp_path: Path, service: Service) -> None:
+    service.healthy = False
+    result, fake = _run(tmp_path, service, {"first": ("failed", False, "unreachable")})
+    assert fake.ran == ["first"]  # step 2 is not tried on a host we cannot reach
+    assert result.status == "escalated"
+    assert result.journal["reason"].startswith("unreachable: web-1")
