@@ -92,6 +92,7 @@ class RemediateRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for the target lock
     timeout_seconds: float | None = None  # None: the config's safety.incident_timeout_minutes
     vault_password_file: Path | None = None
+    alert: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -262,6 +263,7 @@ class Incident:
             drill=self.request.drill, inventory=str(self.inventory), hosts=s.hosts,
             limit=self.request.limit, pid=os.getpid(), runner_host=socket.gethostname(),
             ci=self.request.ci, report_hints=s.report, communication=s.communication,
+            alert=self.request.alert,
             target_key=s.lock_key,
         )
         self.reporter.phase("open", f"{self.incident_id} {s.id} ({s.title})")

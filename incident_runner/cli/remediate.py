@@ -13,6 +13,7 @@ from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
 from incident_runner.paths import default_inventory
 from incident_runner.safety import parse_duration
+from incident_runner.serve.alertfile import load_alert_file
 
 
 @click.command()
@@ -28,6 +29,8 @@ from incident_runner.safety import parse_duration
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Approve destructive steps.")
 @click.option("--drill", is_flag=True, hidden=True,
               help="Record the incident as a drill (set by `incident-runner drill`).")
+@click.option("--alert-file", type=click.Path(path_type=Path), default=None, hidden=True,
+              help="The alert that opened this incident (JSON written by `incident-runner serve`).")
 @click.option("--timeout", "timeout", metavar="DURATION", default=None,
               help="Time budget of the incident (90s, 15m, 1h; a bare number is minutes); "
                    "default: the config's safety.incident_timeout_minutes.")
@@ -41,7 +44,8 @@ from incident_runner.safety import parse_duration
 def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory: Path | None,
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
               as_json: bool, verbose: int, drill: bool, timeout: str | None,
-              vault_password_file: Path | None, pipeline: Pipeline) -> int:
+              vault_password_file: Path | None, alert_file: Path | None,
+              pipeline: Pipeline) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
     request = RemediateRequest(
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
@@ -52,6 +56,7 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         timeout_seconds=parse_duration(timeout) if timeout is not None else None,
         vault_password_file=vault_password_file,
         ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
+        alert=load_alert_file(alert_file) if alert_file is not None else {},
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     outputs = pipeline.publish(result)
