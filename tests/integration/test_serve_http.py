@@ -140,6 +140,25 @@ def test_repeat_attached_to_the_incident_timeline(serve: Serve) -> None:
     assert serve.rows("SELECT count(*) FROM incidents WHERE dedupe_key = 'repeat'")[0][0] == 1
 
 
+def test_destructive_step_not_approved_by_default(serve: Serve) -> None:
+    status, answer = post(serve.url + "/alerts/alertmanager",
+                          alertmanager_payload("DestructiveAlert", "destructive", "d1"))
+    assert status == 202
+    incident = answer["alerts"][0]["incident"]
+    rows = serve.wait_done(0)
+    while incident not in {r[0] for r in rows}:
+        rows = serve.wait_done(len(rows) + 1)
+    _, scenario, outcome, folder, _ = next(r for r in rows if r[0] == incident)
+    assert (scenario, outcome) == ("alert-destructive", "escalated")
+    events = [json.loads(line) for line in
+              (Path(folder) / "timeline.jsonl").read_text().splitlines()]
+    approval = next(e for e in events if e["kind"] == "approval")
+    assert (approval["step"], approval["decision"], approval["by"]) == (
+        "destroy", "skipped", "no-tty")
+    assert not any(e["kind"] == "step_started" and e.get("phase") == "mitigate"
+                   for e in events)  # the destructive playbook never started
+
+
 def test_generic_endpoint_maps_configured_fields(serve: Serve) -> None:
     body = {"alert": "BurstAlert", "event_id": "ev-1", "message": "api down",
             "check": {"id": "uptime-7", "state": "down", "down_since": "2026-12-02T09:59:00Z",
