@@ -190,6 +190,27 @@ def test_metrics_and_healthz(serve: Serve) -> None:
     assert status == 200 and json.loads(health)["status"] == "ok"
 
 
+def test_full_queue_is_429_and_records_nothing(tmp_path: Path) -> None:
+    # one worker, one waiting incident: of four new groups posted at once, the worker can
+    # hold one and the queue one, so at least two are refused until the queue drains
+    small = Serve(18905, tmp_path / "state", args=("--queue-max", "1", "--workers", "1"))
+    small.start()
+    try:
+        answers = [post(small.url + "/alerts/alertmanager",
+                        alertmanager_payload("BurstAlert", f"full-{n}", f"q{n}"))
+                   for n in range(4)]
+        statuses = [status for status, _ in answers]
+        assert statuses.count(429) >= 2 and statuses[0] == 202, statuses
+        refused = [body for status, body in answers if status == 429]
+        assert all(body["error"].startswith("queue full") for body in refused)
+        recorded = {row[0] for row in small.rows("SELECT group_key FROM alerts")}
+        assert recorded == {f"full-{n}" for n, s in enumerate(statuses) if s == 202}
+        _, text = get(small.url + "/metrics")
+        assert 'incident_runner_alerts_rejected_total{reason="queue-full"}' in text
+    finally:
+        small.stop()
+
+
 @pytest.mark.parametrize(("args", "env", "message"), [
     (("--listen", "0.0.0.0:18949", "--insecure-no-auth"), {},
      "--insecure-no-auth is only allowed on a loopback bind"),
