@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -156,7 +157,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"### {result['alerts']} alerts, {result['groups']} groups, "
         f"{result['concurrency']} clients, {kill}",
         "",
-        f"Measured {result['when']} on {result['machine']}.",
+        f"Measured {result['when']} on {result['machine']}; load average (1 min) "
+        f"{result['load'][0]:.1f} before, {result['load'][1]:.1f} after.",
         "",
         "| answers (202) | p50 ms | p95 ms | p99 ms | max ms | burst s | alerts/s |",
         "|---|---|---|---|---|---|---|",
@@ -196,6 +198,7 @@ def main() -> int:
     if not 1 <= args.alerts <= 10000 or not 1 <= args.groups <= args.alerts:
         parser.error("--alerts 1..10000 and --groups 1..alerts")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ir-alert-burst-"))
+    load_before = os.getloadavg()[0]
     serve = Serve(args.port, workdir / "state").start()
     try:
         burst = Burst(serve, args.alerts, args.groups, args.kill_at, args.timeout)
@@ -207,6 +210,7 @@ def main() -> int:
     result.update(
         alerts=args.alerts, concurrency=args.concurrency, kill_at=args.kill_at,
         downtime_s=burst.downtime_s, burst_s=elapsed, workdir=str(workdir),
+        load=(load_before, os.getloadavg()[0]),
         retried=sum(1 for a in burst.answers.values() if a["attempts"] > 1),
         answer_ms={"p50": statistics.median(times) if times else float("nan"),
                    "p95": percentile(times, 95), "p99": percentile(times, 99),

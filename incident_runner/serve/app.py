@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -110,8 +111,9 @@ class Server:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def intake_request(self, request: Request,
-                             parse: Callable[[Any], list[Alert]]) -> Response:
+    async def _alerts(self, request: Request,
+                      parse: Callable[[Any], list[Alert]]) -> list[Alert] | Response:
+        """The request's alerts, or the 4xx answer (checked in this order: auth, size, JSON)."""
         m = self.metrics
         if not self._authorized(request):
             return _reject(m, 401, "unauthorized", "missing or wrong bearer token")
@@ -124,14 +126,24 @@ class Server:
         except (ValueError, UnicodeDecodeError) as exc:
             return _reject(m, 400, "malformed", f"malformed JSON: {str(exc).splitlines()[0]}")
         try:
-            alerts = parse(data)
+            return parse(data)
         except PayloadError as exc:
             return _reject(m, 400, "invalid", str(exc))
+
+    async def intake_request(self, request: Request,
+                             parse: Callable[[Any], list[Alert]]) -> Response:
+        m = self.metrics
+        alerts = await self._alerts(request, parse)
+        if isinstance(alerts, Response):
+            return alerts
         routed = [(a, route(a, self.scenarios, self.settings, self.levels)) for a in alerts]
         try:
             answers = await asyncio.to_thread(self.intake.accept, routed)
         except QueueFullError as exc:
             return _reject(m, 429, "queue-full", f"queue full: {exc}")
+        except sqlite3.Error as exc:  # locked past its timeout, disk full: retry later
+            LOG.error("intake: %s", exc)
+            return _reject(m, 503, "intake-error", f"intake unavailable: {exc}")
         for alert, answer in zip(alerts, answers, strict=True):
             m.received.labels(alert.source, alert.status).inc()
             if answer["disposition"] == "deduplicated":
