@@ -229,3 +229,23 @@ def test_serve_refuses_to_start_without_auth(args: tuple[str, ...], env: dict[st
                           timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "--alert-file: cannot read: FileNotFoundError"),
+    ("{x", "--alert-file: not JSON: Expecting property name"),
+    ('{"source": 1}', "source: expected str"),
+    ('{"source": "s", "group_key": "g", "fingerprint": "f", "starts_at": "t", '
+     '"labels": {"a": 1}, "annotations": {}}', "labels.a: expected a string"),
+])
+def test_remediate_refuses_a_bad_alert_file(content: str | None, message: str,
+                                            tmp_path: Path) -> None:
+    path = tmp_path / "alert.json"
+    if content is not None:
+        path.write_text(content)
+    proc = subprocess.run([str(VENV_BIN / "incident-runner"), "remediate", "--scenario",
+                           "proxy-502", "--alert-file", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert f"{path}: {message}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "incidents").exists()  # refused before an incident opened
