@@ -211,6 +211,17 @@ def test_full_queue_is_429_and_records_nothing(tmp_path: Path) -> None:
         small.stop()
 
 
+def test_insecure_no_auth_on_loopback_takes_requests_without_a_token(tmp_path: Path) -> None:
+    open_server = Serve(18906, tmp_path / "state", env={"IR_SERVE_TEST_TOKEN": ""},
+                        args=("--insecure-no-auth",)).start()
+    try:
+        status, answer = post(open_server.url + "/alerts/alertmanager",
+                              alertmanager_payload("NobodyKnowsThis", "open", "o"), token=None)
+        assert status == 202 and answer["alerts"][0]["disposition"] == "no-scenario"
+    finally:
+        open_server.stop()
+
+
 @pytest.mark.parametrize(("args", "env", "message"), [
     (("--listen", "0.0.0.0:18949", "--insecure-no-auth"), {},
      "--insecure-no-auth is only allowed on a loopback bind"),
