@@ -30,7 +30,7 @@ from incident_runner.serve.routing import (
     parse_generic,
     route,
 )
-from incident_runner.serve.runner import Runner
+from incident_runner.serve.runner import Runner, RunOutcome
 from incident_runner.serve.settings import ServeSettings
 from incident_runner.timeline import TIMELINE_FILE, Timeline
 
@@ -187,7 +187,12 @@ class Server:
             self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
             LOG.info("worker %d: incident %d (%s)", n, claimed.id, claimed.scenario)
             started = time.monotonic()
-            outcome = await self.runner.run(claimed)
+            try:
+                outcome = await self.runner.run(claimed)
+            except (OSError, ValueError) as exc:  # could not even start the runner
+                LOG.error("worker %d: incident %d: %s", n, claimed.id, exc)
+                outcome = RunOutcome("error", None, None, None,
+                                     f"runner not started: {exc.__class__.__name__}: {exc}")
             if self.stopping:  # interrupted by our own shutdown: requeued at the next start
                 return
             await asyncio.to_thread(self.intake.finish, claimed.id, outcome.outcome,
