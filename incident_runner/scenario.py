@@ -6,6 +6,7 @@ Adding a scenario is adding a YAML file; no Python changes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,22 @@ class Verify:
 
 
 @dataclass(frozen=True)
+class LabelMatcher:
+    """One condition of a scenario's ``match:`` block on an alert's labels."""
+
+    label: str
+    value: str
+    regex: bool = False
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        have = labels.get(self.label)
+        if have is None:
+            return False
+        # Anchored like Alertmanager's =~ matchers: the whole value must match.
+        return re.fullmatch(self.value, have) is not None if self.regex else have == self.value
+
+
+@dataclass(frozen=True)
 class Scenario:
     id: str
     title: str
@@ -90,6 +107,11 @@ class Scenario:
     seeds: tuple[str, ...] = ()
     communication: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    # Alert routing for `incident-runner serve`: every matcher must hold; empty = never routed.
+    match: tuple[LabelMatcher, ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return bool(self.match) and all(m.matches(labels) for m in self.match)
 
     def ladder_for(self, severity: str | None) -> tuple[str, tuple[Step, ...]]:
         """The ladder for a severity level, falling back to 'default'."""
@@ -114,6 +136,21 @@ def _check(raw: dict[str, Any]) -> Check:
         timeout=raw.get("timeout", 2.0), p95_ms=raw.get("p95_ms"),
         concurrency=raw.get("concurrency", 1), deadline=raw.get("deadline", 30.0),
     )
+
+
+def _matchers(raw: dict[str, Any], source: Path) -> tuple[LabelMatcher, ...]:
+    out = []
+    for label, want in raw.items():
+        if isinstance(want, dict):
+            try:
+                re.compile(want["regex"])
+            except re.error as exc:
+                raise InputError(f"invalid regex: {exc}", source=str(source),
+                                 field=f"match.{label}.regex") from None
+            out.append(LabelMatcher(label, want["regex"], regex=True))
+        else:
+            out.append(LabelMatcher(label, str(want)))
+    return tuple(out)
 
 
 def parse_scenario(data: Any, source: Path) -> Scenario:
@@ -150,6 +187,7 @@ def parse_scenario(data: Any, source: Path) -> Scenario:
         lock=data.get("lock"), seeds=tuple(data.get("seeds", [])),
         communication=dict(data.get("communication") or {}),
         report=dict(data.get("report") or {}),
+        match=_matchers(data.get("match") or {}, source),
     )
 
 

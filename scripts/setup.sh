@@ -117,6 +117,7 @@ main() {
   step docker-engine docker_engine
   step compose-v2 compose_plugin
   step staging-images staging_images
+  step alerting bash "$ROOT/scripts/alerting.sh"  # Prometheus, Alertmanager, blackbox exporter (serve's tests)
 }
 
 main "$@"

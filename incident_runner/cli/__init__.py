@@ -19,6 +19,7 @@ from incident_runner.cli.mark_good import mark_good
 from incident_runner.cli.remediate import remediate
 from incident_runner.cli.report import report
 from incident_runner.cli.scenarios import scenarios
+from incident_runner.cli.serve import serve
 from incident_runner.cli.stats import stats
 from incident_runner.cli.validate import validate
 from incident_runner.errors import ExitCode, IncidentRunnerError
@@ -50,6 +51,7 @@ cli.add_command(report)
 cli.add_command(stats)
 cli.add_command(drill)
 cli.add_command(mark_good)
+cli.add_command(serve)
 
 
 def main() -> None:

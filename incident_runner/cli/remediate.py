@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,8 +11,8 @@ from incident_runner.cli.pipeline import Pipeline, pipeline_options, summary_jso
 from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
-from incident_runner.errors import InputError
 from incident_runner.paths import default_inventory
+from incident_runner.serve.alertfile import load_alert_file
 
 
 @click.command()
@@ -62,11 +60,11 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         limit=limit, check=check, extra_vars=parse_extra_vars(extra_vars),
         assume_yes=assume_yes, state_dir=ctx.obj.get("state_dir"), verbosity=verbose,
         drill=drill, force=force, scenario_paths=scenario_paths,
-        alert=read_alert(alert_file) if alert_file else {},
         config=ctx.obj.get("config"),
         timeout_seconds=timeout,
         vault_password_file=vault_password_file,
         ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
+        alert=load_alert_file(alert_file) if alert_file is not None else {},
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     outputs = pipeline.publish(result)
@@ -78,15 +76,3 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         pipeline.echo(outputs)
     return int(result.exit_code)
 
-
-def read_alert(path: Path) -> dict[str, Any]:
-    """The alert ``serve`` hands over: a JSON object (labels, starts_at, ...)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the alert: {type(exc).__name__}", source=str(path),
-                         field="--alert-file") from None
-    if not isinstance(data, dict):
-        raise InputError("the alert must be a JSON object", source=str(path),
-                         field="--alert-file")
-    return data
