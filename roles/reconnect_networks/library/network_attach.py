@@ -131,15 +131,17 @@ def run(module: AnsibleModule, engine: Engine) -> dict[str, Any]:
     return result
 
 
+# The role's meta/argument_specs.yml options, the same names and types (a unit test
+# keeps them equal): the module validates its own input, so no validation task is needed.
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "reconnect_networks_container": {"type": "str", "required": True},
+    "reconnect_networks_networks": {"type": "list", "elements": "raw", "required": True},
+    "reconnect_networks_restart": {"type": "bool", "default": False},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "reconnect_networks_container": {"type": "str", "required": True},
-            "reconnect_networks_networks": {"type": "list", "elements": "raw", "required": True},
-            "reconnect_networks_restart": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
         result = run(module, Engine())
     except EngineError as exc:

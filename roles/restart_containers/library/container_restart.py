@@ -32,16 +32,44 @@ description:
   - Options carry the role's variable names so a bad value is reported under
     the name the user set.
 options:
-  restart_containers_names: {type: list, elements: str, required: true, description: Containers, in order.}
-  restart_containers_only_if_unhealthy: {type: bool, default: true, description: Restart only what is down, unhealthy or failing its URL.}
-  restart_containers_force_recreate: {type: bool, default: false, description: Recreate through compose instead of restarting.}
-  restart_containers_rebuild: {type: bool, default: false, description: Rebuild the image first (implies recreate).}
-  restart_containers_build_path: {type: str, default: "", description: Build context, required with rebuild.}
+  restart_containers_names:
+    type: list
+    elements: str
+    required: true
+    description: "Containers, in order."
+  restart_containers_only_if_unhealthy:
+    type: bool
+    default: true
+    description: "Restart only what is down, unhealthy or failing its URL."
+  restart_containers_force_recreate:
+    type: bool
+    default: false
+    description: Recreate through compose instead of restarting.
+  restart_containers_rebuild:
+    type: bool
+    default: false
+    description: Rebuild the image first (implies recreate).
+  restart_containers_build_path:
+    type: str
+    default: ""
+    description: "Build context, required with rebuild."
   restart_containers_build_args: {type: dict, default: {}, description: Build arguments.}
-  restart_containers_project_src: {type: str, default: "", description: Compose project directory (default from the label).}
-  restart_containers_urls: {type: dict, default: {}, description: Container name to URL that must answer 200.}
-  restart_containers_wait_timeout: {type: int, default: 60, description: Seconds to wait for each container, and again for its URL.}
-  restart_containers_url_timeout: {type: int, default: 2, description: Per-request timeout of URL probes.}
+  restart_containers_project_src:
+    type: str
+    default: ""
+    description: Compose project directory (default from the label).
+  restart_containers_urls:
+    type: dict
+    default: {}
+    description: Container name to URL that must answer 200.
+  restart_containers_wait_timeout:
+    type: int
+    default: 60
+    description: "Seconds to wait for each container, and again for its URL."
+  restart_containers_url_timeout:
+    type: int
+    default: 2
+    description: Per-request timeout of URL probes.
 """
 
 RETURN = r"""
@@ -79,7 +107,7 @@ def reason(state: dict[str, Any], url: str | None, url_timeout: float,
         return "healthy, restarted anyway (restart_containers_only_if_unhealthy is false)"
     if url:
         status, error = url_status(url, url_timeout)
-        if status != 200:  # noqa: PLR2004
+        if status != 200:
             return f"{url} does not answer 200: {error or status}"
     return ""
 
@@ -89,7 +117,7 @@ def input_errors(p: dict[str, Any], found: dict[str, dict[str, Any] | None]) -> 
     if not p["restart_containers_names"]:
         errors.append("restart_containers_names: give at least one container")
     var = "restart_containers_rebuild" if p["restart_containers_rebuild"] else \
-        "restart_containers_force_recreate"
+    "restart_containers_force_recreate"
     for name, c in found.items():
         if c is None:
             errors.append(f"restart_containers_names: no container named '{name}'")
@@ -159,7 +187,7 @@ class Restarter:
         def ok() -> bool:
             status, error = url_status(url, self.p["restart_containers_url_timeout"])
             last["error"] = error or str(status)
-            return status == 200  # noqa: PLR2004
+            return status == 200
 
         return "" if wait_until(ok, self.timeout, 0.25) else f"{url} answers {last['error']}"
 
@@ -196,22 +224,24 @@ class Restarter:
         return action
 
 
+# The role's meta/argument_specs.yml options, the same names and types (a unit test
+# keeps them equal): the module validates its own input, so no validation task is needed.
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "restart_containers_names": {"type": "list", "elements": "str", "required": True},
+    "restart_containers_only_if_unhealthy": {"type": "bool", "default": True},
+    "restart_containers_force_recreate": {"type": "bool", "default": False},
+    "restart_containers_rebuild": {"type": "bool", "default": False},
+    "restart_containers_build_path": {"type": "str", "default": ""},
+    "restart_containers_build_args": {"type": "dict", "default": {}},
+    "restart_containers_project_src": {"type": "str", "default": ""},
+    "restart_containers_urls": {"type": "dict", "default": {}},
+    "restart_containers_wait_timeout": {"type": "int", "default": 60},
+    "restart_containers_url_timeout": {"type": "int", "default": 2},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "restart_containers_names": {"type": "list", "elements": "str", "required": True},
-            "restart_containers_only_if_unhealthy": {"type": "bool", "default": True},
-            "restart_containers_force_recreate": {"type": "bool", "default": False},
-            "restart_containers_rebuild": {"type": "bool", "default": False},
-            "restart_containers_build_path": {"type": "str", "default": ""},
-            "restart_containers_build_args": {"type": "dict", "default": {}},
-            "restart_containers_project_src": {"type": "str", "default": ""},
-            "restart_containers_urls": {"type": "dict", "default": {}},
-            "restart_containers_wait_timeout": {"type": "int", "default": 60},
-            "restart_containers_url_timeout": {"type": "int", "default": 2},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     engine = Engine()
     try:
@@ -242,8 +272,9 @@ def main() -> None:
         else:
             # remediate, in order; a failure stops before the next container
             restarter = Restarter(module, engine)
-            done = [f"{s['name']} {restarter.bring_back(s['name'], containers[s['name']], s['why'])}"
-                    f" ({s['why']})" for s in plan]
+            done = [f"{s['name']} {s['why']}: "
+                    f"{restarter.bring_back(s['name'], containers[s['name']], s['why'])}"
+                    for s in plan]
             # verify
             after = {n: engine.container(n) for n in containers}
             result["after"] = {n: describe(c["State"]) if c else "gone" for n, c in after.items()}
@@ -252,7 +283,7 @@ def main() -> None:
             if bad:
                 module.fail_json(msg="restart_containers_names: not running or unhealthy after "
                                      f"the restarts: {', '.join(bad)}", **result)
-            result["evidence"] = "; ".join(done) + " - now " + ", ".join(
+            result["evidence"] = "; ".join(done) + "; now " + ", ".join(
                 f"{n} {s}" for n, s in result["after"].items())
         result["diff"] = {"before": json.dumps(before, indent=1) + "\n",
                           "after": json.dumps(result["after"] if not module.check_mode else

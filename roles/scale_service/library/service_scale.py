@@ -33,20 +33,43 @@ options:
   scale_service_project_name: {type: str, default: "", description: Compose project name.}
   scale_service_service: {type: str, default: "", description: Compose service name.}
   scale_service_project_src: {type: str, default: "", description: Compose project directory.}
-  scale_service_replicas: {type: int, required: false, description: Wanted replicas; null leaves the count alone.}
-  scale_service_memory: {type: str, default: "", description: Memory limit, e.g. 128m; empty leaves it alone.}
-  scale_service_memory_swap: {type: str, default: "", description: Memory + swap limit; empty equals the memory limit, -1 unlimited.}
-  scale_service_min_replicas: {type: int, default: 1, description: Lowest allowed non-zero replica count.}
+  scale_service_replicas:
+    type: int
+    required: false
+    description: Wanted replicas; null leaves the count alone.
+  scale_service_memory:
+    type: str
+    default: ""
+    description: "Memory limit, e.g. 128m; empty leaves it alone."
+  scale_service_memory_swap:
+    type: str
+    default: ""
+    description: "Memory + swap limit; empty equals the memory limit, -1 unlimited."
+  scale_service_min_replicas:
+    type: int
+    default: 1
+    description: Lowest allowed non-zero replica count.
   scale_service_max_replicas: {type: int, default: 4, description: Highest allowed replica count.}
   scale_service_max_memory: {type: str, default: 1g, description: Highest allowed memory limit.}
-  scale_service_allow_zero: {type: bool, default: false, description: Allow zero replicas (containment).}
-  scale_service_restart: {type: bool, default: false, description: Restart (or start) the containers whose limit changed.}
-  scale_service_wait_timeout: {type: int, default: 60, description: Seconds compose waits for new replicas.}
+  scale_service_allow_zero:
+    type: bool
+    default: false
+    description: Allow zero replicas (containment).
+  scale_service_restart:
+    type: bool
+    default: false
+    description: Restart (or start) the containers whose limit changed.
+  scale_service_wait_timeout:
+    type: int
+    default: 60
+    description: Seconds compose waits for new replicas.
 """
 
 RETURN = r"""
 evidence: {description: One line - state before (OOM-killed, limit) and what was done., type: str}
-before: {description: replicas running/total and each container's memory limit and state., type: dict}
+before:
+  description: replicas running/total and each container's memory limit and state.
+  type: dict
 after: {description: The same after (predicted in check mode)., type: dict}
 """
 
@@ -134,6 +157,7 @@ class Scaler:
         self.engine = engine
         self.p = module.params
         self.project = self.service = self.src = ""
+        self.mem = self.swap = 0
 
     def fail(self, msg: str, **kw: Any) -> None:
         self.module.fail_json(msg=msg, **kw)
@@ -160,12 +184,12 @@ class Scaler:
             self.fail(f"scale_service_replicas: docker compose up --scale "
                       f"{self.service}={replicas} exited {rc}: {tail}")
 
-    def run(self) -> dict[str, Any]:
+    def probe(self) -> list[dict[str, Any]]:
+        """Bounds first, then the service's containers; fails naming the variable."""
         p = self.p
         errors = bound_errors(p)
         if errors:
             self.fail("; ".join(errors))
-        # probe
         named = None
         if p["scale_service_container"]:
             named = self.engine.container(p["scale_service_container"])
@@ -176,37 +200,89 @@ class Scaler:
         self.project = p["scale_service_project_name"] or labels.get(PROJECT, "")
         self.service = p["scale_service_service"] or labels.get(SERVICE, "")
         self.src = p["scale_service_project_src"] or labels.get(WORKDIR, "")
-        replicas, mem_s = p["scale_service_replicas"], p["scale_service_memory"]
-        label = f"{self.project}/{self.service}" if self.service else p["scale_service_container"]
-        if replicas is not None and not (self.project and self.service and self.src):
+        if p["scale_service_replicas"] is not None and not (
+                self.project and self.service and self.src):
             self.fail(f"scale_service_replicas: {p['scale_service_container'] or 'the service'} "
                       "is not managed by docker compose; set scale_service_project_name, "
                       "scale_service_service and scale_service_project_src")
         containers = self.service_containers()
-        if mem_s and self.service and not containers:
+        if p["scale_service_memory"] and self.service and not containers:
             self.fail(f"scale_service_service: no container of {self.project}/{self.service} "
                       "to set the memory of")
-        before = snapshot(containers)
-        mem = to_bytes(mem_s) if mem_s else 0
         swap_s = p["scale_service_memory_swap"]
-        swap = -1 if swap_s == "-1" else (to_bytes(swap_s) or 0) if swap_s else mem
+        self.mem = to_bytes(p["scale_service_memory"] or "0") or 0
+        self.swap = -1 if swap_s == "-1" else (to_bytes(swap_s) or 0) if swap_s else self.mem
+        return containers
+
+    def limits_differ(self, c: dict[str, Any]) -> bool:
+        return bool(self.p["scale_service_memory"]) and (
+            c["HostConfig"].get("Memory") != self.mem
+            or c["HostConfig"].get("MemorySwap") != self.swap)
+
+    def remediate(self, scale_needed: bool, containers: list[dict[str, Any]]) -> list[str]:
+        """Scale, then set the limits (and restart); the names whose limit changed."""
+        p = self.p
+        if scale_needed:
+            self.compose_scale(p["scale_service_replicas"])
+            # New replicas start from the compose file's definition: give them the limit too.
+            containers = self.service_containers()
+        changed = [c for c in containers if self.limits_differ(c)]
+        for c in changed:
+            self.engine.update(c["Id"], {"Memory": self.mem, "MemorySwap": self.swap})
+            if p["scale_service_restart"]:
+                if c["State"].get("Running"):
+                    self.engine.restart(c["Id"])
+                else:
+                    self.engine.start(c["Id"])
+        return [c["Name"].lstrip("/") for c in changed]
+
+    def verify(self, mem_changes: list[str]) -> tuple[dict[str, Any], str]:
+        """The state after, and what is not as asked ('' when all is)."""
+        p, replicas = self.p, self.p["scale_service_replicas"]
+        containers = self.service_containers()
+
+        def settled() -> bool:
+            nonlocal containers
+            containers = self.service_containers()
+            return sum(1 for c in containers if c["State"].get("Running")) == replicas
+
+        if replicas is not None:
+            # compose --wait returned; a replica may still be starting: give it the timeout.
+            wait_until(settled, p["scale_service_wait_timeout"], 0.2)
+        after = snapshot(containers)
+        wrong_mem = [c["Name"].lstrip("/") for c in containers
+                     if p["scale_service_memory"] and c["HostConfig"].get("Memory") != self.mem]
+        not_running = [n for n in mem_changes if p["scale_service_restart"] and not
+                       after["containers"].get(n, {}).get("state", "").startswith("running")]
+        if (replicas is None or after["replicas_running"] == replicas) and not wrong_mem \
+                and not not_running:
+            return after, ""
+        return after, (
+            f"scale_service: after scaling {after['replicas_running']} replica(s) run "
+            f"(wanted {replicas}); memory limit not {p['scale_service_memory']} on: "
+            f"{', '.join(wrong_mem) or 'none'}; not running after the restart: "
+            f"{', '.join(not_running) or 'none'}")
+
+    def run(self) -> dict[str, Any]:
+        p = self.p
+        containers = self.probe()
+        replicas, mem_s = p["scale_service_replicas"], p["scale_service_memory"]
+        label = f"{self.project}/{self.service}" if self.service else p["scale_service_container"]
+        before = snapshot(containers)
         scale_needed = replicas is not None and (
             before["replicas_running"] != replicas or before["replicas_total"] != replicas)
-        mem_changes = [c["Name"].lstrip("/") for c in containers if mem_s and (
-            c["HostConfig"].get("Memory") != mem or c["HostConfig"].get("MemorySwap") != swap)]
-        plan = []
-        if scale_needed:
-            plan.append(f"replicas {before['replicas_running']} running of "
-                        f"{before['replicas_total']} -> {replicas}")
-        for name in mem_changes:
-            c = before["containers"][name]
-            plan.append(f"{name} ({c['state']}) memory {c['memory']} -> {human(mem or 0)}"
-                        + (" and restart" if p["scale_service_restart"] else ""))
-        predicted = dict(before)
-        if replicas is not None:
-            predicted = {**before, "replicas_running": replicas, "replicas_total": replicas}
-        result: dict[str, Any] = {"changed": bool(plan), "before": before, "after": predicted,
-                                  "diff": {"before": _diff_view(before), "after": _diff_view(predicted)}}
+        mem_changes = [c["Name"].lstrip("/") for c in containers if self.limits_differ(c)]
+        plan = [f"replicas {before['replicas_running']} running of {before['replicas_total']}"
+                f" -> {replicas}"] if scale_needed else []
+        restart = " and restart" if p["scale_service_restart"] else ""
+        plan += [f"{n} ({before['containers'][n]['state']}) memory "
+                 f"{before['containers'][n]['memory']} -> {human(self.mem)}{restart}"
+                 for n in mem_changes]
+        predicted = predict(before, replicas, mem_changes, human(self.mem), human(self.swap),
+                            p["scale_service_restart"])
+        result: dict[str, Any] = {
+            "changed": bool(plan), "before": before, "after": predicted,
+            "diff": {"before": _diff_view(before), "after": _diff_view(predicted)}}
         if not plan:
             result["evidence"] = (f"{label}: " + ", ".join(
                 [f"replicas already {replicas}"] * (replicas is not None)
@@ -215,51 +291,29 @@ class Scaler:
         if self.module.check_mode:
             result["evidence"] = f"{label}: would set " + "; ".join(plan)
             return result
-
-        # remediate
-        if scale_needed:
-            self.compose_scale(replicas)
-        if mem_s:
-            # New replicas start from the compose file's definition: give them the limit too.
-            targets = self.service_containers() if scale_needed else [
-                c for c in containers if c["Name"].lstrip("/") in mem_changes]
-            changed = [c for c in targets if c["HostConfig"].get("Memory") != mem
-                       or c["HostConfig"].get("MemorySwap") != swap]
-            for c in changed:
-                self.engine.update(c["Id"], {"Memory": mem, "MemorySwap": swap})
-                if p["scale_service_restart"]:
-                    if c["State"].get("Running"):
-                        self.engine.restart(c["Id"])
-                    else:
-                        self.engine.start(c["Id"])
-            mem_changes = [c["Name"].lstrip("/") for c in changed]
-
-        # verify
-        after_containers = self.service_containers()
-        if replicas is not None:
-            # compose --wait returned; a replica may still be starting: give it the timeout.
-            def settled() -> bool:
-                nonlocal after_containers
-                after_containers = self.service_containers()
-                return sum(1 for c in after_containers if c["State"].get("Running")) == replicas
-            wait_until(settled, p["scale_service_wait_timeout"], 0.2)
-        after = snapshot(after_containers)
+        changed = self.remediate(scale_needed, containers)
+        after, problem = self.verify(changed)
         result["after"] = after
         result["diff"]["after"] = _diff_view(after)
-        wrong_mem = [n for n, c in zip(after["containers"], after_containers)
-                     if mem_s and c["HostConfig"].get("Memory") != mem]
-        not_running = [n for n in mem_changes if p["scale_service_restart"]
-                       and not after["containers"].get(n, {}).get("state", "").startswith("running")]
-        if (replicas is not None and after["replicas_running"] != replicas) or wrong_mem \
-                or not_running:
-            self.fail(f"scale_service: after scaling {after['replicas_running']} replica(s) run "
-                      f"(wanted {replicas}); memory limit not {mem_s} on: "
-                      f"{', '.join(wrong_mem) or 'none'}; not running after the restart: "
-                      f"{', '.join(not_running) or 'none'}", **result)
+        if problem:
+            self.fail(problem, **result)
         now = f"{after['replicas_running']} replica(s) running" + (
             f", memory limit {mem_s}" if mem_s else "")
         result["evidence"] = f"{label}: " + "; ".join(plan) + f"; now {now}"
         return result
+
+
+def predict(before: dict[str, Any], replicas: int | None, mem_changes: list[str],
+            mem: str, swap: str, restart: bool) -> dict[str, Any]:
+    """What check mode expects after: the wanted replicas, the new limits."""
+    out = {**before, "containers": {n: dict(c) for n, c in before["containers"].items()}}
+    if replicas is not None:
+        out.update(replicas_running=replicas, replicas_total=replicas)
+    for name in mem_changes:
+        out["containers"][name].update(memory=mem, memory_swap=swap)
+        if restart:
+            out["containers"][name]["state"] = "running"
+    return out
 
 
 def _diff_view(snap: dict[str, Any]) -> str:
@@ -269,25 +323,27 @@ def _diff_view(snap: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The role's meta/argument_specs.yml options, the same names and types (a unit test
+# keeps them equal): the module validates its own input, so no validation task is needed.
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "scale_service_container": {"type": "str", "default": ""},
+    "scale_service_project_name": {"type": "str", "default": ""},
+    "scale_service_service": {"type": "str", "default": ""},
+    "scale_service_project_src": {"type": "str", "default": ""},
+    "scale_service_replicas": {"type": "int", "required": False},
+    "scale_service_memory": {"type": "str", "default": ""},
+    "scale_service_memory_swap": {"type": "str", "default": ""},
+    "scale_service_min_replicas": {"type": "int", "default": 1},
+    "scale_service_max_replicas": {"type": "int", "default": 4},
+    "scale_service_max_memory": {"type": "str", "default": "1g"},
+    "scale_service_allow_zero": {"type": "bool", "default": False},
+    "scale_service_restart": {"type": "bool", "default": False},
+    "scale_service_wait_timeout": {"type": "int", "default": 60},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "scale_service_container": {"type": "str", "default": ""},
-            "scale_service_project_name": {"type": "str", "default": ""},
-            "scale_service_service": {"type": "str", "default": ""},
-            "scale_service_project_src": {"type": "str", "default": ""},
-            "scale_service_replicas": {"type": "int", "required": False},
-            "scale_service_memory": {"type": "str", "default": ""},
-            "scale_service_memory_swap": {"type": "str", "default": ""},
-            "scale_service_min_replicas": {"type": "int", "default": 1},
-            "scale_service_max_replicas": {"type": "int", "default": 4},
-            "scale_service_max_memory": {"type": "str", "default": "1g"},
-            "scale_service_allow_zero": {"type": "bool", "default": False},
-            "scale_service_restart": {"type": "bool", "default": False},
-            "scale_service_wait_timeout": {"type": "int", "default": 60},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
         result = Scaler(module, Engine()).run()
     except EngineError as exc:
