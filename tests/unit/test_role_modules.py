@@ -84,10 +84,12 @@ def _scale_params(**over: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("over", "message"), [
-    ({"scale_service_replicas": 9}, "scale_service_replicas: 9 is above scale_service_max_replicas (4)"),
+    ({"scale_service_replicas": 9},
+     "scale_service_replicas: 9 is above scale_service_max_replicas (4)"),
     ({"scale_service_replicas": 0}, "0 stops every replica (containment)"),
     ({"scale_service_replicas": 0, "scale_service_allow_zero": True}, ""),
-    ({"scale_service_memory": "2g"}, "scale_service_memory: 2g is above scale_service_max_memory (1g)"),
+    ({"scale_service_memory": "2g"},
+     "scale_service_memory: 2g is above scale_service_max_memory (1g)"),
     ({"scale_service_memory": "12x"}, "scale_service_memory: '12x' is not a size"),
     ({"scale_service_memory": "4m"}, "below Docker's minimum of 6m"),
     ({"scale_service_memory": "160m", "scale_service_memory_swap": "100m"},

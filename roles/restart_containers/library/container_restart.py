@@ -175,7 +175,8 @@ class Restarter:
         def ready() -> bool:
             c = self.engine.container(name)
             last["state"] = (c or {}).get("State") or {}
-            return bool(last["state"].get("Running")) and health(last["state"]) in {"none", "healthy"}
+            state = last["state"]
+            return bool(state.get("Running")) and health(state) in {"none", "healthy"}
 
         if wait_until(ready, self.timeout, 0.1):
             return ""
@@ -193,16 +194,17 @@ class Restarter:
 
     def bring_back(self, name: str, c: dict[str, Any], why: str) -> str:
         """Restart one container and wait for it; the action taken."""
-        recreate = self.p["restart_containers_force_recreate"] or self.p["restart_containers_rebuild"]
+        rebuild = self.p["restart_containers_rebuild"]
+        recreate = self.p["restart_containers_force_recreate"] or rebuild
         step = "restart"
         try:
-            if self.p["restart_containers_rebuild"]:
+            if rebuild:
                 step = "rebuild"
                 self.rebuild(c["Config"]["Image"])
             if recreate:
                 step = "recreate"
                 self.recreate(c)
-                action = "rebuilt and recreated" if self.p["restart_containers_rebuild"] else "recreated"
+                action = "rebuilt and recreated" if rebuild else "recreated"
             elif c["State"].get("Running"):
                 self.engine.restart(name)
                 action = "restarted"

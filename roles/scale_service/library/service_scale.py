@@ -97,10 +97,14 @@ def human(n: int) -> str:
 
 def bound_errors(p: dict[str, Any]) -> list[str]:
     """The same checks, in the same words, as the role always made: before any read."""
+    return _replica_errors(p) + _memory_errors(p)
+
+
+def _replica_errors(p: dict[str, Any]) -> list[str]:
     out = []
-    r, mem, swap = p["scale_service_replicas"], p["scale_service_memory"], p["scale_service_memory_swap"]
-    lo, hi = p["scale_service_min_replicas"], p["scale_service_max_replicas"]
-    if r is None and not mem:
+    r, lo, hi = (p["scale_service_replicas"], p["scale_service_min_replicas"],
+                 p["scale_service_max_replicas"])
+    if r is None and not p["scale_service_memory"]:
         out.append("scale_service_replicas, scale_service_memory: set at least one of them")
     if not p["scale_service_container"] and not (p["scale_service_project_name"]
                                                  and p["scale_service_service"]):
@@ -108,35 +112,44 @@ def bound_errors(p: dict[str, Any]) -> list[str]:
                    "scale_service_project_name and scale_service_service)")
     if lo > hi:
         out.append(f"scale_service_min_replicas: {lo} is above scale_service_max_replicas ({hi})")
-    if r is not None:
-        if r < 0:
-            out.append(f"scale_service_replicas: must not be negative (got {r})")
-        elif r == 0 and not p["scale_service_allow_zero"]:
-            out.append("scale_service_replicas: 0 stops every replica (containment); set "
-                       "scale_service_allow_zero: true to allow it")
-        elif 0 < r < lo:
-            out.append(f"scale_service_replicas: {r} is below scale_service_min_replicas ({lo})")
-        elif r > hi:
-            out.append(f"scale_service_replicas: {r} is above scale_service_max_replicas ({hi})")
+    if r is None:
+        return out
+    if r < 0:
+        out.append(f"scale_service_replicas: must not be negative (got {r})")
+    elif r == 0 and not p["scale_service_allow_zero"]:
+        out.append("scale_service_replicas: 0 stops every replica (containment); set "
+                   "scale_service_allow_zero: true to allow it")
+    elif 0 < r < lo:
+        out.append(f"scale_service_replicas: {r} is below scale_service_min_replicas ({lo})")
+    elif r > hi:
+        out.append(f"scale_service_replicas: {r} is above scale_service_max_replicas ({hi})")
+    return out
+
+
+def _memory_errors(p: dict[str, Any]) -> list[str]:
+    out = []
+    mem, swap = p["scale_service_memory"], p["scale_service_memory_swap"]
     max_mem = to_bytes(p["scale_service_max_memory"])
     if max_mem is None:
         out.append(f"scale_service_max_memory: '{p['scale_service_max_memory']}' is not a size "
                    "like 512m or 1g")
-    if mem:
-        m = to_bytes(mem)
-        if m is None:
-            out.append(f"scale_service_memory: '{mem}' is not a size like 128m or 1g")
-        elif max_mem is not None and m > max_mem:
-            out.append(f"scale_service_memory: {mem} is above scale_service_max_memory "
-                       f"({p['scale_service_max_memory']})")
-        elif m < MIN_MEMORY:
-            out.append(f"scale_service_memory: {mem} is below Docker's minimum of 6m")
-        elif swap and swap != "-1":
-            s = to_bytes(swap)
-            if s is None:
-                out.append(f"scale_service_memory_swap: '{swap}' is not a size like 256m, or -1")
-            elif s < m:
-                out.append(f"scale_service_memory_swap: {swap} is below scale_service_memory ({mem})")
+    if not mem:
+        return out
+    m = to_bytes(mem)
+    if m is None:
+        out.append(f"scale_service_memory: '{mem}' is not a size like 128m or 1g")
+    elif max_mem is not None and m > max_mem:
+        out.append(f"scale_service_memory: {mem} is above scale_service_max_memory "
+                   f"({p['scale_service_max_memory']})")
+    elif m < MIN_MEMORY:
+        out.append(f"scale_service_memory: {mem} is below Docker's minimum of 6m")
+    elif swap and swap != "-1":
+        s = to_bytes(swap)
+        if s is None:
+            out.append(f"scale_service_memory_swap: '{swap}' is not a size like 256m, or -1")
+        elif s < m:
+            out.append(f"scale_service_memory_swap: {swap} is below scale_service_memory "
+                       f"({mem})")
     return out
 
 
