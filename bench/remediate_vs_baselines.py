@@ -284,7 +284,11 @@ def main() -> None:
     plain = proxy["plain `ansible-playbook playbooks/reconnect_networks.yml` + HTTP checks"]
     phase_names = list(dict.fromkeys(p for s in runner for p in s.phases))
     lines = [
-        "# Remediation cost against the floor", "", f"Run: {header}.", "",
+        "# Remediation cost against the floor", "",
+        "One command, from the repository root with the venv active (the stack is its own):",
+        "", "    python bench/remediate_vs_baselines.py --rounds 3 --out bench/results.md", "",
+        f"Run: {header}; {args.rounds} rounds. What the rows mean and what was concluded: "
+        "bench/README.md.", "",
         *table("proxy-502: fault confirmed (502) -> verified 200", proxy,
                "floor: one-module play",
                "Rows after the floor include the scenario's HTTP checks."),
