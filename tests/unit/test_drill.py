@@ -174,6 +174,49 @@ def test_probe_command_line(tmp_path: Path) -> None:
         drill_probe.main(["--out", str(out), "--check", '{"name": "no url"}'])
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_probe_detach_wait_and_stop_drive_a_real_detector(
+        server: tuple[str, type[Behaviour]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What the drill's plays call: start detached and armed, wait for the detection, stop."""
+    url, behaviour = server
+    out = tmp_path / "probe.json"
+    out.write_text('{"state": "detected"}')  # an earlier run's: must not count
+    check = json.dumps({"name": "api", "url": url, "timeout": 1})
+    assert drill_probe.main(["--out", str(out), "--detach", "--interval", "0.05",
+                             "--check", check]) == 0
+    armed = json.loads(capsys.readouterr().out)
+    assert armed["state"] == "armed"
+    pid = armed["pid"]
+    assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "0.3"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "armed"  # nothing wrong yet
+    behaviour.status = 503
+    assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "10"]) == 0
+    detected = json.loads(capsys.readouterr().out)
+    assert (detected["state"], detected["detail"]) == ("detected", "status 503 (expected [200])")
+    deadline = time.monotonic() + 10  # it exits on its own after the detection
+    while b"drill_probe" in _cmdline(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert drill_probe.main(["--out", str(out), "--stop"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] is False
+    # A detector still watching is stopped, and only when its pid is still the detector.
+    behaviour.status = 200
+    assert drill_probe.main(["--out", str(out), "--detach", "--check", check]) == 0
+    pid = json.loads(capsys.readouterr().out)["pid"]
+    assert drill_probe.main(["--out", str(out), "--stop"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"stopped": True, "pid": pid}
+    out.write_text(json.dumps({"pid": os.getpid()}))  # a pid that is not the detector
+    assert drill_probe.main(["--out", str(out), "--stop"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] is False
+
+
 # -- a drill's leftovers -----------------------------------------------------------------
 FAULT_AT = T0 + timedelta(seconds=-5)
 
