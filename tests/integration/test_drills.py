@@ -2,9 +2,10 @@
 ``stats`` as a drill, and a drill that does not recover - or whose fault injection
 silently did nothing - fails the run.
 
-Each drill is ``molecule test -s drill-<scenario>`` against its own stack (project
-ir-drill-<scenario>, ports 18700-18709; the failing fixtures use 18790-18791),
-so two can run at once (``--jobs 2``). The suite is CPU-bound on 2 cores and this
+Each drill runs the steps of its molecule scenario ``molecule/drill-<scenario>``
+(one ansible-playbook up to verify, then destroy) against its own stack (project
+ir-drill-<scenario>, ports allocated from 18700 by molecule/resources/drill/drills.yml;
+the failing fixtures use 18790-18791), so two can run at once (``--jobs 2``). The suite is CPU-bound on 2 cores and this
 is its longest test, so conftest starts it first and the other workers fill in beside it.
 """
 
