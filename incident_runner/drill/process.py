@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -31,21 +32,55 @@ DESTROY_TIMEOUT_S = 300.0
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    """SIGTERM the group, SIGKILL it after 20 s; the caller reaps the leader."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # the leader lingers as a zombie until reaped
+        except ProcessLookupError:
+            return
+        if _zombie(proc.pid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+@dataclass
+class Finished:
+    """How a child ended: exit code (None: stopped) and the CPU seconds of it and its
+    descendants (user + system, as the test suite's CPU table counts them)."""
+
+    rc: int | None
+    cpu_s: float = 0.0
+
+
+def _reap(proc: subprocess.Popen[bytes], block: bool) -> Finished | None:
+    pid, status, usage = os.wait4(proc.pid, 0 if block else os.WNOHANG)
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Finished(proc.returncode, round(usage.ru_utime + usage.ru_stime, 2))
 
 
 def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path, timeout: float,
-               cancel: threading.Event | None = None) -> int | None:
+               cancel: threading.Event | None = None) -> Finished:
     """Run ``argv`` in its own process group, output appended to ``log``.
 
-    Returns its exit code, or None if it was stopped (deadline or ``cancel``);
-    a stopped one is killed with its whole group (the plays' children too).
+    Returns its exit code (None if it was stopped: deadline or ``cancel``; a
+    stopped one is killed with its whole group, the plays' children too) and
+    its CPU time, read from ``wait4`` (per child, so drills running in threads
+    side by side do not mix).
     """
     with log.open("ab") as out:
         out.write(f"$ {' '.join(argv)}\n".encode())
@@ -55,12 +90,13 @@ def run_logged(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path, ti
         deadline = time.monotonic() + timeout
         try:
             while True:
-                try:
-                    return proc.wait(timeout=0.5)
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
-                        _kill_group(proc)
-                        return None
+                done = _reap(proc, block=False)
+                if done is not None:
+                    return done
+                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
+                    _kill_group(proc)
+                    return Finished(None, (_reap(proc, block=True) or Finished(None)).cpu_s)
+                time.sleep(0.2)
         except BaseException:
             _kill_group(proc)
             raise
@@ -108,18 +144,18 @@ def write_plays(spec: DrillSpec, workdir: Path) -> tuple[Path, Path, Path]:
 
 
 def run_plays(spec: DrillSpec, workdir: Path, home: Path, log: Path, timeout_s: float,
-              cancel: threading.Event) -> tuple[int | None, int | None]:
-    """(sequence rc, destroy rc) of one drill; rc None: stopped by the deadline or a signal."""
+              cancel: threading.Event) -> tuple[Finished, Finished]:
+    """How the sequence (create .. verify) and destroy of one drill ended."""
     env = drill_env(workdir, home, spec.env)
     inventory, sequence, destroy = write_plays(spec, workdir)
     base = [str(venv_bin() / "ansible-playbook"), "--inventory", str(inventory),
             *spec.ansible_args]
-    rc = run_logged([*base, str(sequence)], cwd=home, env=env, log=log, timeout=timeout_s,
-                    cancel=cancel)
+    plays = run_logged([*base, str(sequence)], cwd=home, env=env, log=log, timeout=timeout_s,
+                       cancel=cancel)
     # Teardown whatever happened; a signal already seen must not stop it.
-    destroy_rc = run_logged([*base, str(destroy)], cwd=home, env=env, log=log,
-                            timeout=DESTROY_TIMEOUT_S)
-    return rc, destroy_rc
+    teardown = run_logged([*base, str(destroy)], cwd=home, env=env, log=log,
+                          timeout=DESTROY_TIMEOUT_S)
+    return plays, teardown
 
 
 @contextlib.contextmanager

@@ -75,11 +75,12 @@ def run_drill(scenario: str, run_dir: Path, state_root: Path, home: Path,
                 reason="interrupted before it started" if cancel.is_set() else
                 f"another run of drill {scenario} held its lock for {timeout_s:g}s")
         spec = load_spec(scenario, home, drill_env(workdir, home))
-        rc, destroy_rc = run_plays(spec, workdir, home, log, timeout_s, cancel)
+        plays, teardown = run_plays(spec, workdir, home, log, timeout_s, cancel)
     wall = time.monotonic() - started
     text = log.read_text(encoding="utf-8", errors="replace")
-    return evaluate(scenario, workdir, rc, text[-200_000:], state_root, wall,
-                    interrupted=cancel.is_set(), destroy_rc=destroy_rc)
+    return evaluate(scenario, workdir, plays.rc, text[-200_000:], state_root, wall,
+                    interrupted=cancel.is_set(), destroy_rc=teardown.rc,
+                    cpu_s=plays.cpu_s + teardown.cpu_s)
 
 
 def _new_run_dir(root: Path, stamp: datetime) -> Path:

@@ -60,6 +60,7 @@ class DrillResult:
     escalated_s: float | None = None
     runner_s: float | None = None
     total_s: float | None = None
+    cpu_s: float | None = None  # the drill's plays and everything they ran (the detector aside)
     rc: int | None = None  # the plays up to verify (None: stopped)
     destroy_rc: int | None = None  # the teardown
     workdir: str = ""
@@ -203,11 +204,12 @@ def verdict(scenario: str, result: DrillResult, *, rc: int | None,
 
 def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
              state_root: Path, wall_s: float, interrupted: bool = False,
-             destroy_rc: int | None = 0) -> DrillResult:
+             destroy_rc: int | None = 0, cpu_s: float | None = None) -> DrillResult:
     """Turn a finished drill's leftovers into a ``DrillResult`` (and adopt its incident)."""
     result = DrillResult(scenario=scenario, outcome="error", rc=rc, destroy_rc=destroy_rc,
                          workdir=str(workdir), log=str(workdir / LOG_FILE),
-                         total_s=round(wall_s, 1))
+                         total_s=round(wall_s, 1),
+                         cpu_s=None if cpu_s is None else round(cpu_s, 1))
     probe = _read_json(workdir / "probe.json")
     fault = _read_json(workdir / "fault.json")
     runner = _read_json(workdir / "runner.json")

@@ -355,18 +355,19 @@ def test_table_and_markdown(tmp_path: Path) -> None:
     ok_dir, bad_dir = tmp_path / "run" / "proxy-502", tmp_path / "run" / "oom"
     _leftovers(ok_dir)
     _leftovers(bad_dir, fault=False, runner_rc=None, verified=False)
-    results = [evaluate("proxy-502", ok_dir, 0, "", tmp_path / "state", 40.0),
-               evaluate("oom", bad_dir, 2, "", tmp_path / "state", 20.0)]
+    results = [evaluate("proxy-502", ok_dir, 0, "", tmp_path / "state", 40.0, cpu_s=12.5),
+               evaluate("oom", bad_dir, 2, "", tmp_path / "state", 20.0, cpu_s=7.5)]
     text = table(results).splitlines()
     assert text[0].split()[:2] == ["SCENARIO", "OUTCOME"]
-    assert text[1].split()[:6] == ["proxy-502", "recovered", "1.5s", "6.0s", "9.0s", "4.2s"]
+    assert text[1].split()[:8] == ["proxy-502", "recovered", "1.5s", "6.0s", "9.0s", "4.2s",
+                                   "40.0s", "12.5s"]
     assert text[2].split()[:2] == ["oom", "fault-not-injected"]
     run = DrillRun(run_id="DRILL-1", dir=tmp_path, state_dir=tmp_path, jobs=2, results=results,
                    started="2026-11-24T06:00:00Z", duration_s=60)
     md = markdown(run, "incident-runner drill --all --markdown docs/drills.md")
-    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | api status 502 "
+    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | 12.5s | api status 502 "
             "(expected [200]) | reconnect-networks |" in md)
-    assert "1 of 2 drills passed" in md
+    assert "1 of 2 drills passed; see the failures above, 20 CPU-s in all." in md
     assert "`incident-runner drill --all --markdown docs/drills.md`" in md
 
 
