@@ -28,6 +28,9 @@ import yaml
 
 from incident_runner.drill.catalog import DrillSpec
 
+# The one /proc reader for now (issue 17 gives process checks one home).
+from incident_runner.executor import _proc_state
+
 DESTROY_TIMEOUT_S = 300.0
 
 
@@ -41,19 +44,12 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, 0)  # the leader lingers as a zombie until reaped
         except ProcessLookupError:
             return
-        if _zombie(proc.pid):
+        state = _proc_state(proc.pid)
+        if state is None or state[0] == "Z":
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @dataclass
