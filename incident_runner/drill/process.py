@@ -118,6 +118,8 @@ def drill_env(workdir: Path, home: Path, spec_env: dict[str, str] | None = None)
         "NO_COLOR": "1",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        # Failed results as JSON (as under molecule): the verdict quotes the failed task's msg.
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
     }
     if (home / "ansible.cfg").is_file():
         env["ANSIBLE_CONFIG"] = str(home / "ansible.cfg")
