@@ -40,10 +40,10 @@ def drill(ctx: click.Context, scenarios: tuple[str, ...], run_all: bool, jobs: i
     Runs the steps of each drill's molecule scenario (molecule/drill-NAME:
     create, side_effect, converge, verify in one ansible-playbook, then
     destroy) and records its incident as a drill (see `stats`), with the time
-    from the fault injection to detection, first action and verified recovery. Exit 0 when every drill
-    ended as expected (recovered, or escalated for a scenario with no local
-    fix); 1 when any did not (not recovered, fault not injected, verify
-    failed, error); 2 for bad input.
+    from the fault injection to detection, first action and verified recovery.
+    Exit 0 when every drill ended as expected (recovered, or escalated for a
+    scenario with no local fix); 1 when any did not (not recovered, fault not
+    injected, verify failed, error); 2 for bad input.
     """
     if list_only:
         click.echo("\n".join(available_drills()))
