@@ -18,6 +18,9 @@ budget (one slow round alone on a busy machine is not an incident).
 
 The state goes to ``--out`` as JSON (atomically, after every change), so the
 playbook and ``incident-runner drill`` read it without talking to the process.
+The drill's plays drive it in one call per step: ``--detach`` (start it and
+return once armed), ``--wait-while armed`` (return once it saw the fault or
+gave up), ``--stop`` (teardown; only if the pid still runs the detector).
 
     python -m incident_runner.drill_probe --out probe.json \
         --check '{"name": "api", "url": "http://127.0.0.1:18700/api/health"}'
@@ -29,6 +32,8 @@ import argparse
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -167,13 +172,59 @@ def run(checks: list[ProbeCheck], out: Path, interval: float = 0.1, deadline: fl
         probe.close()
 
 
+def read_state(out: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def wait_while(out: Path, state: str, timeout: float, poll: float = 0.05) -> dict[str, Any]:
+    """The detector's state once it is no longer ``state`` (or as it is after ``timeout``)."""
+    until = time.monotonic() + timeout
+    while True:
+        current = read_state(out) or {"state": "missing"}
+        if current.get("state") not in (state, "missing") or time.monotonic() >= until:
+            return current
+        time.sleep(poll)
+
+
+def start_detached(argv: list[str], out: Path, arm_timeout: float) -> dict[str, Any]:
+    """Start the detector in its own session (it outlives us) and wait until it is armed,
+    or says why not: one call for the drill's play instead of an async task and a poll."""
+    out.unlink(missing_ok=True)
+    subprocess.Popen([sys.executable, "-m", "incident_runner.drill_probe", *argv],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+    return wait_while(out, "starting", arm_timeout)
+
+
+def stop(out: Path) -> dict[str, Any]:
+    """Stop the detector named in ``out`` if that pid still runs it (not a reused pid)."""
+    pid = (read_state(out) or {}).get("pid")
+    if not isinstance(pid, int):
+        return {"stopped": False, "why": "no detector state"}
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return {"stopped": False, "why": f"pid {pid} is gone"}
+    if b"incident_runner.drill_probe" not in cmdline:
+        return {"stopped": False, "why": f"pid {pid} is not the detector"}
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return {"stopped": False, "why": f"pid {pid} is gone"}
+    return {"stopped": True, "pid": pid}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m incident_runner.drill_probe",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="state file (JSON)")
-    parser.add_argument("--check", action="append", required=True, metavar="JSON",
+    parser.add_argument("--check", action="append", metavar="JSON",
                         help='one check: {"name", "url", "status", "concurrency", "p95_ms", '
-                             '"timeout"} (repeatable)')
+                             '"timeout"} (repeatable; needed to probe)')
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--deadline", type=float, default=180.0,
                         help="seconds to watch after arming")
@@ -183,11 +234,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confirm", type=int, default=2,
                         help="failed rounds in a row that make a detection (a lone timeout on "
                              "a busy machine is not one)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--detach", action="store_true",
+                      help="probe in the background; print the state once armed (or why not)")
+    mode.add_argument("--wait-while", metavar="STATE",
+                      help="do not probe: print the state once it is no longer STATE")
+    mode.add_argument("--stop", action="store_true",
+                      help="do not probe: stop the detector of --out if it still runs")
+    parser.add_argument("--timeout", type=float, default=15.0,
+                        help="seconds --wait-while waits")
     args = parser.parse_args(argv)
+    if args.stop:
+        print(json.dumps(stop(args.out)))
+        return 0
+    if args.wait_while:
+        print(json.dumps(wait_while(args.out, args.wait_while, args.timeout)))
+        return 0
+    if not args.check:
+        parser.error("give at least one --check to probe")
     try:
         checks = [ProbeCheck.parse(raw) for raw in args.check]
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
+    if args.detach:
+        rest = list(argv if argv is not None else sys.argv[1:])
+        rest.remove("--detach")
+        # The detector answers first (baseline timeout), then us.
+        print(json.dumps(start_detached(rest, args.out, args.baseline_timeout + 15)))
+        return 0
     return run(checks, args.out, interval=args.interval, deadline=args.deadline,
                baseline_timeout=args.baseline_timeout, window=max(1, args.window),
                confirm=max(1, args.confirm))

@@ -21,6 +21,13 @@ def now_iso(timespec: str = "milliseconds") -> str:
     return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def iso_from_epoch(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
 def parse_iso(ts: Any) -> datetime | None:
     """An aware datetime from an ISO string (``Z`` or offset; naive means UTC); else None."""
     if not isinstance(ts, str) or not ts:

@@ -39,12 +39,13 @@ def drill(ctx: click.Context, scenarios: tuple[str, ...], run_all: bool, jobs: i
           timeout_s: float, markdown_path: Path | None, as_json: bool, list_only: bool) -> int:
     """Drill scenarios: inject the real fault on a stack of their own, remediate, verify, time.
 
-    Runs `molecule test -s drill-NAME` for each drill and records its incident
-    as a drill (see `stats`), with the time from the fault injection to
-    detection, first action and verified recovery. Exit 0 when every drill
-    ended as expected (recovered, or escalated for a scenario with no local
-    fix); 1 when any did not (not recovered, fault not injected, verify
-    failed, error); 2 for bad input.
+    Runs the steps of each drill's molecule scenario (molecule/drill-NAME:
+    create, side_effect, converge, verify in one ansible-playbook, then
+    destroy) and records its incident as a drill (see `stats`), with the time
+    from the fault injection to detection, first action and verified recovery.
+    Exit 0 when every drill ended as expected (recovered, or escalated for a
+    scenario with no local fix); 1 when any did not (not recovered, fault not
+    injected, verify failed, error); 2 for bad input.
     """
     if list_only:
         click.echo("\n".join(available_drills()))

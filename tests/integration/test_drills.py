@@ -2,10 +2,12 @@
 ``stats`` as a drill, and a drill that does not recover - or whose fault injection
 silently did nothing - fails the run.
 
-Each drill is ``molecule test -s drill-<scenario>`` against its own stack (project
-ir-drill-<scenario>, ports 18700-18709; the failing fixtures use 18790-18791),
-so two can run at once (``--jobs 2``). The suite is CPU-bound on 2 cores and this
-is its longest test, so conftest starts it first and the other workers fill in beside it.
+Each drill runs the steps of its molecule scenario ``molecule/drill-<scenario>``
+(one ansible-playbook up to verify, then destroy) against its own stack (project
+ir-drill-<scenario>, ports allocated from 18700 by molecule/resources/drill/drills.yml;
+the failing fixtures use 18790-18791), so two can run at once (``--jobs 2``). The
+suite is CPU-bound on 2 cores and this is its longest test, so conftest starts it
+first and the other workers fill in beside it.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) 
         print(f"{name:20} {d['outcome']:18} detect {d['detect_s']}s first action "
               f"{d['first_action_s']}s recovered {d['recovered_s']}s escalated "
               f"{d['escalated_s']}s drill {d['total_s']}s")
-    print(f"drill --all --jobs {JOBS}: {elapsed:.0f}s")
+    print(f"drill --all --jobs {JOBS}: {elapsed:.0f}s, "
+          f"{sum(d['cpu_s'] for d in results.values()):.0f} CPU-s in the drills' plays")
     failed = {n: (d["outcome"], d["reason"], d["log"]) for n, d in results.items() if not d["ok"]}
     assert proc.returncode == 0 and not failed, failed
     assert sorted(results) == available_drills()
@@ -81,6 +84,7 @@ def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) 
     for name, d in results.items():
         assert d["outcome"] == ("escalated" if name in no_local_fix else "recovered"), name
         assert d["detect_s"] is not None and d["detect_s"] >= 0, name
+        assert d["cpu_s"] > 0, name  # measured from the plays' process tree
         if name not in no_local_fix:
             assert d["detect_s"] <= d["first_action_s"] <= d["recovered_s"], d
         drill_json = json.loads((Path(d["incident_dir"]) / "drill.json").read_text())
@@ -101,7 +105,7 @@ def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) 
     print(markdown)
     for name, d in results.items():
         assert f"| {name} | {d['outcome']} |" in markdown, name
-    assert "Result: 10 of 10 drills passed." in markdown
+    assert "Result: 10 of 10 drills passed," in markdown
 
 
 @pytest.fixture

@@ -26,8 +26,10 @@ from incident_runner.drill import (
     drill_lock,
     evaluate,
     last_failure,
+    load_spec,
     markdown,
     run_drill,
+    scaffold,
     select_drills,
     table,
 )
@@ -35,6 +37,8 @@ from incident_runner.errors import IncidentRunnerError, InputError
 from incident_runner.journal import build_journal, write_journal
 from incident_runner.scenario import catalog
 from tests.unit.timelines import T0, iso, write_incident
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- the detector ---------------------------------------------------------------------
@@ -170,6 +174,49 @@ def test_probe_command_line(tmp_path: Path) -> None:
         drill_probe.main(["--out", str(out), "--check", '{"name": "no url"}'])
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_probe_detach_wait_and_stop_drive_a_real_detector(
+        server: tuple[str, type[Behaviour]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What the drill's plays call: start detached and armed, wait for the detection, stop."""
+    url, behaviour = server
+    out = tmp_path / "probe.json"
+    out.write_text('{"state": "detected"}')  # an earlier run's: must not count
+    check = json.dumps({"name": "api", "url": url, "timeout": 1})
+    assert drill_probe.main(["--out", str(out), "--detach", "--interval", "0.05",
+                             "--check", check]) == 0
+    armed = json.loads(capsys.readouterr().out)
+    assert armed["state"] == "armed"
+    pid = armed["pid"]
+    assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "0.3"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "armed"  # nothing wrong yet
+    behaviour.status = 503
+    assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "10"]) == 0
+    detected = json.loads(capsys.readouterr().out)
+    assert (detected["state"], detected["detail"]) == ("detected", "status 503 (expected [200])")
+    deadline = time.monotonic() + 10  # it exits on its own after the detection
+    while b"drill_probe" in _cmdline(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert drill_probe.main(["--out", str(out), "--stop"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] is False
+    # A detector still watching is stopped, and only when its pid is still the detector.
+    behaviour.status = 200
+    assert drill_probe.main(["--out", str(out), "--detach", "--check", check]) == 0
+    pid = json.loads(capsys.readouterr().out)["pid"]
+    assert drill_probe.main(["--out", str(out), "--stop"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"stopped": True, "pid": pid}
+    out.write_text(json.dumps({"pid": os.getpid()}))  # a pid that is not the detector
+    assert drill_probe.main(["--out", str(out), "--stop"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] is False
+
+
 # -- a drill's leftovers -----------------------------------------------------------------
 FAULT_AT = T0 + timedelta(seconds=-5)
 
@@ -251,7 +298,7 @@ def test_an_escalation_drill_passes_when_the_runner_escalates(tmp_path: Path) ->
     assert "dependency down" in result.reason
 
 
-@pytest.mark.parametrize(("kwargs", "molecule_rc", "outcome", "words"), [
+@pytest.mark.parametrize(("kwargs", "rc", "outcome", "words"), [
     ({"runner_rc": 3, "resolved": False}, 2, "not-recovered", "exited 3 (escalated)"),
     ({"runner_rc": 0, "expect": "escalated"}, 2, "not-escalated", "exited 0"),
     ({"verified": False}, 2, "not-verified", "verify failed: boom"),
@@ -264,17 +311,25 @@ def test_an_escalation_drill_passes_when_the_runner_escalates(tmp_path: Path) ->
     ({"probe": None, "fault": False, "runner_rc": None, "verified": False}, 2, "error",
      "create failed"),
     ({}, None, "timeout", "did not finish"),
-    ({}, 2, "error", "after verify (destroy?)"),
+    ({}, 2, "error", "exited 2 after verify"),
 ])
 def test_a_drill_that_did_not_do_its_job_fails(tmp_path: Path, kwargs: dict[str, Any],
-                                               molecule_rc: int | None, outcome: str,
+                                               rc: int | None, outcome: str,
                                                words: str) -> None:
     workdir = tmp_path / "run" / "proxy-502"
     _leftovers(workdir, **kwargs)
     log = 'TASK [x]\nfatal: [localhost]: FAILED! => {"changed": false, "msg": "boom"}\n'
-    result = evaluate("proxy-502", workdir, molecule_rc, log, tmp_path / "state", 10.0)
+    result = evaluate("proxy-502", workdir, rc, log, tmp_path / "state", 10.0)
     assert (result.outcome, result.ok) == (outcome, False)
     assert words in result.reason
+
+
+def test_a_drill_whose_teardown_failed_fails(tmp_path: Path) -> None:
+    workdir = tmp_path / "run" / "proxy-502"
+    _leftovers(workdir)
+    result = evaluate("proxy-502", workdir, 0, "", tmp_path / "state", 10.0, destroy_rc=2)
+    assert (result.outcome, result.ok) == ("error", False)
+    assert "destroy exited 2" in result.reason
 
 
 def test_an_unseen_fault_without_a_log_still_says_why(tmp_path: Path) -> None:
@@ -300,18 +355,19 @@ def test_table_and_markdown(tmp_path: Path) -> None:
     ok_dir, bad_dir = tmp_path / "run" / "proxy-502", tmp_path / "run" / "oom"
     _leftovers(ok_dir)
     _leftovers(bad_dir, fault=False, runner_rc=None, verified=False)
-    results = [evaluate("proxy-502", ok_dir, 0, "", tmp_path / "state", 40.0),
-               evaluate("oom", bad_dir, 2, "", tmp_path / "state", 20.0)]
+    results = [evaluate("proxy-502", ok_dir, 0, "", tmp_path / "state", 40.0, cpu_s=12.5),
+               evaluate("oom", bad_dir, 2, "", tmp_path / "state", 20.0, cpu_s=7.5)]
     text = table(results).splitlines()
     assert text[0].split()[:2] == ["SCENARIO", "OUTCOME"]
-    assert text[1].split()[:6] == ["proxy-502", "recovered", "1.5s", "6.0s", "9.0s", "4.2s"]
+    assert text[1].split()[:8] == ["proxy-502", "recovered", "1.5s", "6.0s", "9.0s", "4.2s",
+                                   "40.0s", "12.5s"]
     assert text[2].split()[:2] == ["oom", "fault-not-injected"]
     run = DrillRun(run_id="DRILL-1", dir=tmp_path, state_dir=tmp_path, jobs=2, results=results,
                    started="2026-11-24T06:00:00Z", duration_s=60)
     md = markdown(run, "incident-runner drill --all --markdown docs/drills.md")
-    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | api status 502 "
+    assert ("| proxy-502 | recovered | 1.5s | 6.0s | 9.0s | 4.2s | 40.0s | 12.5s | api status 502 "
             "(expected [200]) | reconnect-networks |" in md)
-    assert "1 of 2 drills passed" in md
+    assert "1 of 2 drills passed; see the failures above, 20 CPU-s in all." in md
     assert "`incident-runner drill --all --markdown docs/drills.md`" in md
 
 
@@ -350,31 +406,65 @@ def test_a_drill_already_running_on_this_machine_is_not_started_twice(tmp_path: 
         result = run_drill(name, tmp_path / "run", tmp_path / "state", tmp_path, timeout_s=0.3)
     assert (result.outcome, result.ok) == ("error", False)
     assert f"another run of drill {name} held its lock" in result.reason
-    assert not (tmp_path / "run" / name / "molecule.log").exists()
+    assert not (tmp_path / "run" / name / "drill.log").exists()
     with drill_lock(name, 1) as again:  # released
         assert again
 
 
 def test_a_stopped_drill_is_killed_and_torn_down(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGINT/SIGTERM set the cancel event: the running molecule (a stand-in here) is killed
-    with its process group, then `molecule destroy` runs for the drill."""
+    """SIGINT/SIGTERM set the cancel event: the running plays (a stand-in ansible-playbook
+    here) are killed with their process group, then the drill's destroy playbook runs."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls"
-    fake = bin_dir / "molecule"
-    fake.write_text(f"#!/bin/sh\necho \"$1 $3 $DRILL_WORKDIR\" >> {calls}\n"
-                    "[ \"$1\" = test ] && exec sleep 60\nexit 0\n")
+    fake = bin_dir / "ansible-playbook"
+    # The last argument is the playbook: the generated sequence, then destroy.
+    fake.write_text(f"#!/bin/sh\nfor a; do last=$a; done\n"
+                    f"echo \"$(basename $last) $DRILL_WORKDIR\" >> {calls}\n"
+                    "case $last in *sequence.yml) exec sleep 60;; esac\nexit 0\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(bin_dir / "python3"))
     cancel = threading.Event()
     threading.Timer(1.0, cancel.set).start()
     started = time.monotonic()
-    result = run_drill("proxy-502", tmp_path / "run", tmp_path / "state", tmp_path,
+    result = run_drill("proxy-502", tmp_path / "run", tmp_path / "state", ROOT,
                        timeout_s=30, cancel=cancel)
     assert time.monotonic() - started < 10
     assert (result.outcome, result.ok) == ("interrupted", False)
     workdir = tmp_path / "run" / "proxy-502"
-    assert calls.read_text().splitlines() == [f"test drill-proxy-502 {workdir}",
-                                              f"destroy drill-proxy-502 {workdir}"]
-    assert "$ " in (workdir / "molecule.log").read_text()
+    assert calls.read_text().splitlines() == [f"sequence.yml {workdir}",
+                                              f"destroy.yml {workdir}"]
+    assert "$ " in (workdir / "drill.log").read_text()
+
+
+# -- the scenarios as molecule reads them ----------------------------------------------------
+def test_a_drill_spec_is_what_molecule_would_run() -> None:
+    env = {"DRILL_WORKDIR": "/w/oom"}
+    spec = load_spec("oom", ROOT, env)
+    assert spec.sequence == ("create", "side_effect", "converge", "verify", "destroy")
+    assert spec.playbooks["create"] == ROOT / "molecule/resources/drill/create.yml"
+    assert spec.playbooks["side_effect"] == ROOT / "molecule/drill-oom/side_effect.yml"
+    assert spec.ansible_args == ("--inventory", f"{ROOT}/inventories/staging")
+    assert spec.env == {"ANSIBLE_ROLES_PATH": f"{ROOT}/roles"}
+    host = spec.inventory()["all"]["hosts"]["localhost"]
+    assert host["ansible_connection"] == "local"
+    assert (host["drill_workdir"], host["stack_dir"]) == ("/w/oom", "/w/oom/stack")
+    assert spec.inventory()["all"]["children"] == {"staging": {"hosts": {"localhost": None}}}
+    assert load_spec("oom", ROOT, {}).host_vars["drill_workdir"] == "/tmp/ir-drill-oom"
+
+
+def test_the_generated_molecule_files_are_current_and_ports_are_distinct() -> None:
+    stale = [str(p) for p, text in scaffold.generate(ROOT).items()
+             if not p.exists() or p.read_text(encoding="utf-8") != text]
+    assert stale == [], "run: python -m incident_runner.drill.scaffold"
+    ports = [load_spec(n, ROOT, {}).host_vars["stack_http_port"] for n in available_drills()]
+    assert len(set(ports)) == len(ports) == len(available_drills())
+    assert all(scaffold.BASE_PORT <= p < scaffold.BASE_PORT + scaffold.MAX_DRILLS for p in ports)
+
+
+def test_a_bad_drill_table_names_the_file_and_row(tmp_path: Path) -> None:
+    (tmp_path / scaffold.TABLE).parent.mkdir(parents=True)
+    (tmp_path / scaffold.TABLE).write_text("drills:\n  - {name: x, probe: [{path: /}]}\n")
+    with pytest.raises(InputError, match=r"drills\.yml: drills\[0\]\.probe"):
+        scaffold.generate(tmp_path)
