@@ -68,6 +68,7 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         timeout_seconds=parse_duration(timeout) if timeout is not None else None,
         vault_password_file=vault_password_file,
         ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
+        state_url=ctx.obj.get("state_url"),
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     outputs = pipeline.publish(result)

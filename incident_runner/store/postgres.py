@@ -69,11 +69,16 @@ def check_url(url: str, source: str | None, field: str | None) -> str:
         raise InputError(f"'{scheme}' is not a postgresql:// URL (leave state_url unset for the "
                          "built-in SQLite state)", source=source, field=field)
     try:
-        conninfo_to_dict(text)
+        params = conninfo_to_dict(text)
     except psycopg.ProgrammingError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"not a valid PostgreSQL URL: {first[:120]}", source=source,
                          field=field) from None
+    port = str(params.get("port") or "")
+    if port and not all(p.isdigit() for p in port.split(",")):
+        # libpq only finds this out when connecting: it is still bad input, not an outage
+        raise InputError(f"not a valid PostgreSQL URL: port '{port[:20]}' is not a number",
+                         source=source, field=field)
     return text
 
 
@@ -294,6 +299,12 @@ class PostgresLock:
     def held(self) -> bool:
         return self.conn is not None
 
+    def _session(self) -> psycopg.Connection[Any]:
+        if self.conn is None:
+            raise LockLostError(f"the lock on {', '.join(sorted(self.keys))} is not held; "
+                                "stopped before the next action")
+        return self.conn
+
     def acquire(self, timeout: float, cancel: threading.Event | None = None,
                 on_wait: OnWait | None = None) -> None:
         """Take every key (sorted, all or none) within ``timeout``; LockBusyError if not."""
@@ -327,21 +338,21 @@ class PostgresLock:
 
     def _announce(self) -> None:
         """Hold the incident's own key, then show the incident as running to every runner."""
-        assert self.conn is not None
-        row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.session_key,)).fetchone()
+        conn = self._session()
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.session_key,)).fetchone()
         if not row or not row[0]:
             raise LockLostError(f"incident key of {self.opened.get('dir')} already held")
-        with self.conn.transaction():
-            upsert(self.conn, self.store.origin, {**self.opened, "status": "running"},
+        with conn.transaction():
+            upsert(conn, self.store.origin, {**self.opened, "status": "running"},
                    session_key=self.session_key)
 
     def _take(self, key: str, deadline: float, started: float,
               cancel: threading.Event | None, on_wait: OnWait | None) -> None:
-        assert self.conn is not None
+        conn = self._session()
         announced = False
         lock_id = advisory_key("lock", key)
         while True:
-            row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
             if row and row[0]:
                 return
             holder = self._holder(key)
@@ -356,8 +367,7 @@ class PostgresLock:
             time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def _holder(self, key: str) -> dict[str, Any]:
-        assert self.conn is not None
-        row = self.conn.execute("SELECT holder FROM ir_lock_holders WHERE key = %s",
+        row = self._session().execute("SELECT holder FROM ir_lock_holders WHERE key = %s",
                                 (key,)).fetchone()
         try:
             data = json.loads(row[0]) if row else {}
@@ -368,10 +378,9 @@ class PostgresLock:
     def ensure_held(self) -> None:
         """Fencing: the session is alive and holds every key, else LockLostError."""
         keys = ", ".join(sorted(self.keys))
-        if self.conn is None:
-            raise LockLostError(f"the lock on {keys} is not held; stopped before the next action")
+        conn = self._session()
         try:
-            row = self.conn.execute(
+            row = conn.execute(
                 "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND "
                 "locktype = 'advisory' AND granted").fetchone()
         except psycopg.Error as exc:
