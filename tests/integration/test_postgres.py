@@ -186,10 +186,11 @@ def test_kill_9_of_the_holder_releases_the_lock_and_shows_interrupted(
 
     code, summary = _wait(waiter)
     assert code == 3, summary
-    events = read_timeline(Path(str(summary["dir"])) / "timeline.jsonl")
+    events = list(read_timeline(runners.dirs[1] / str(summary["dir"]) / "timeline.jsonl"))
     decisions = [e.get("decision") for e in events if e.get("kind") == "lock"]
     assert decisions == ["wait", "acquired"]
-    assert any(e.get("kind") == "step_started" and e.get("step") == "second" for e in events)
+    assert any(e.get("kind") == "step_started" and e.get("step") == "second"
+               for e in events), (summary, [(e.get("kind"), e.get("reason")) for e in events])
     assert len(runners.marks_named("second")) == 1  # only the next runner reached step 2
 
     # The killed incident: interrupted in the shared history, whichever runner asks.
