@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from incident_runner.store.postgres import SCHEMA_VERSION, upgrade
 from incident_runner.timeline import read_timeline
 from tests.pg_server import PgServer
 from tests.stack import ROOT, VENV_BIN, env
@@ -35,6 +36,7 @@ def pg() -> Iterator[PgServer]:
     try:
         server.start()
         server.create_database()
+        assert upgrade(server.url) == (0, SCHEMA_VERSION, ["0001_initial"])
         yield server
     finally:
         server.destroy()
@@ -93,10 +95,6 @@ class Runners:
 
 @pytest.fixture
 def runners(tmp_path: Path, pg: PgServer, pg_home: Path, closed_port: int) -> Runners:
-    # /tmp/pytest-of-root is private to root: the runners never need the postgres user.
-    upgrade = subprocess.run([RUNNER, "db", "upgrade", "--state-url", pg.url], env=env(),
-                             capture_output=True, text=True, timeout=60, check=False)
-    assert upgrade.returncode == 0, upgrade.stderr
     with psycopg.connect(pg.url) as conn:  # each test starts from an empty shared history
         conn.execute("TRUNCATE ir_incidents, ir_steps, ir_lock_holders")
     return Runners(tmp_path, pg.url, pg_home, closed_port)
@@ -229,6 +227,22 @@ def test_postgres_stopped_mid_incident_stops_before_the_next_action(
     assert row["status"] in {"interrupted", "failed"}
     assert len(runners.marks_named("hold-started")) == 1
     assert not runners.marks_named("second")
+
+
+def test_db_upgrade_is_idempotent_and_an_old_schema_is_refused(runners: Runners,
+                                                               pg: PgServer) -> None:
+    again = runners.cli(0, "db", "upgrade")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith(
+        f"schema version {SCHEMA_VERSION} -> {SCHEMA_VERSION} (nothing to apply)")
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS ir_empty")
+        conn.execute("CREATE DATABASE ir_empty")
+    empty = pg.url.rsplit("/", 1)[0] + "/ir_empty"
+    proc = runners.cli(0, "--state-url", empty, "incidents")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1
+    assert "schema version 0" in proc.stderr and "incident-runner db upgrade" in proc.stderr
 
 
 def test_bad_url_exits_2_and_unreachable_server_exits_1_with_one_line(
