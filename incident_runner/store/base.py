@@ -20,16 +20,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from incident_runner.errors import ExecutionError, ExitCode, IncidentRunnerError
+from incident_runner.errors import ExecutionError
 from incident_runner.history import IncidentRow
 
 OnWait = Callable[[str, dict[str, Any]], None]
 
 
-class StoreUnavailableError(IncidentRunnerError):
-    """The state database cannot be reached or is not ready: exit 1, nothing was done."""
-
-    code = ExitCode.FAILED
+class StoreUnavailableError(ExecutionError):
+    """The state database cannot be reached or is not ready: exit 1 before an incident
+    opens; inside one, the incident closes failed (an ExecutionError) without acting."""
 
 
 class LockLostError(ExecutionError):
