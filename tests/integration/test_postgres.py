@@ -24,7 +24,8 @@ from incident_runner.timeline import read_timeline
 from tests.pg_server import PgServer
 from tests.stack import ROOT, VENV_BIN, env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One worker runs them all (--dist loadgroup): one cluster, never two on one port.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 FIXTURE_HOME = ROOT / "tests" / "fixtures" / "pg_home"
 RUNNER = str(VENV_BIN / "incident-runner")
