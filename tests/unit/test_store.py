@@ -122,3 +122,22 @@ def test_the_flap_guard_counts_through_the_store(tmp_path: Path) -> None:
     verdict = guard.check("env/host:svc", datetime.now(UTC))
     assert not verdict.allowed and verdict.count == 2
     assert store.asked == ["env/host:svc"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--state-url", "mysql://u@h/db", "incidents"],
+    ["incidents", "--state-url", "mysql://u@h/db"],
+    ["stats", "--state-url", "mysql://u@h/db"],
+    ["db", "upgrade", "--state-url", "mysql://u@h/db"],
+])
+def test_state_url_before_or_after_the_subcommand_is_checked(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from incident_runner.cli import cli  # noqa: PLC0415
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args, standalone_mode=False)
+    assert isinstance(result.exception, InputError)
+    assert result.exception.field == "--state-url"
+    assert not (tmp_path / "incidents").exists()
