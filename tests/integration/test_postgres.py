@@ -274,7 +274,9 @@ def test_sqlite_stays_the_default_without_a_server(runners: Runners) -> None:
 def test_awx_job_template_playbook_runs_a_whole_incident(runners: Runners) -> None:
     """playbooks/awx_incident.yml as AWX runs it: survey answers as extra vars, the
     state URL from the job's environment (a credential), the runner inside."""
+    state = runners.dirs[0] / "incidents"
     survey = {"ir_scenario": "pg-touch", "ir_inventory": str(FIXTURE_HOME / "inventory"),
+              "ir_state_dir": str(state),
               "ir_vars": {"pg_dir": str(runners.marks),
                           "pg_closed_port": runners.closed_port}}
     proc = subprocess.run(
@@ -287,5 +289,6 @@ def test_awx_job_template_playbook_runs_a_whole_incident(runners: Runners) -> No
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert "escalated (exit 3)" in proc.stdout
     assert len(runners.marks_named("acted")) == 1
+    assert len(list(state.glob("INC-*-pg-touch"))) == 1  # the folder where the survey said
     listing = json.loads(runners.cli(1, "incidents", "--json").stdout)
     assert [(r["scenario"], r["status"]) for r in listing] == [("pg-touch", "escalated")]
