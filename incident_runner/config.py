@@ -79,6 +79,7 @@ class Config:
     default_severity: str | None = None
     safety: SafetySettings = field(default_factory=SafetySettings)
     scenario_paths: tuple[Path, ...] = ()
+    state_url: str | None = None  # postgresql://... shares the state (incident_runner.store)
 
     @property
     def origin(self) -> str:
@@ -167,7 +168,7 @@ def parse_config(data: Any, source: Path) -> Config:
             raise InputError(f"not a directory: {path}", source=str(source),
                              field=f"scenario_paths.{i}")
     config = Config(source=source, scale=scale, default_severity=data.get("default_severity"),
-                    safety=safety, scenario_paths=paths)
+                    safety=safety, scenario_paths=paths, state_url=data.get("state_url"))
     level = config.level(None)  # an unknown default raises InputError naming default_severity
     if level is not None:  # store the canonical spelling (p2 -> P2)
         config = replace(config, default_severity=level.name)

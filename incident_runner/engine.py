@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from incident_runner import history
 from incident_runner.config import load_config
 from incident_runner.errors import ExecutionError, ExitCode, InputError
 from incident_runner.evidence import look
 from incident_runner.incident import Incident, PlaybookRunner, RemediateRequest
 from incident_runner.journal import build_journal, write_journal
 from incident_runner.ladder import Outcome, climb, escalate, verify
-from incident_runner.lock import LockBusyError, TargetLock, describe_holder
+from incident_runner.lock import LockBusyError, describe_holder
 from incident_runner.notify import notify
 from incident_runner.paths import state_dir
 from incident_runner.plan import PlanInput, build_plan, plan_lines
@@ -31,7 +30,9 @@ from incident_runner.safety import FlapGuard
 from incident_runner.scenario import find_scenario
 from incident_runner.signals import cancel_on_signals
 from incident_runner.status import Status, exit_code
+from incident_runner.store import open_store
 from incident_runner.target import resolve_target
+from incident_runner.timeutil import now_iso
 
 LOG = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def plan(incident: Incident) -> None:
     """Record the plan; under --check print it first."""
     s = incident.scenario
     guard = FlapGuard.for_scenario(s.flap_max, s.flap_window_minutes, incident.safety,
-                                   incident.root)
+                                   incident.root, incident.store)
     flap = guard.check(incident.target.key)
     if flap.count:  # from the history: say it is a recurrence
         incident.record("recurrence", count=flap.count, ordinal=ordinal(flap.count + 1),
@@ -98,9 +99,10 @@ def take_lock(incident: Incident) -> Outcome | None:
     if incident.request.check:  # a dry run changes nothing: it needs no lock
         return None
     timeout = incident.request.lock_timeout
-    incident.lock = TargetLock(incident.root, incident.target.lock_keys(incident.scenario.lock),
-                               holder={"incident_id": incident.incident_id,
-                                       "scenario": incident.scenario.id})
+    incident.lock = incident.store.lock(
+        incident.target.lock_keys(incident.scenario.lock),
+        holder={"incident_id": incident.incident_id, "scenario": incident.scenario.id},
+        opened={**incident.opened_event(), "dir": incident.dir.name, "start": now_iso()})
 
     def waiting(key: str, holder: dict[str, Any]) -> None:
         reason = f"waiting up to {timeout:g}s for {describe_holder(holder)}"
@@ -159,7 +161,7 @@ def flap_guard(incident: Incident) -> Outcome | None:
         return None
     s = incident.scenario
     verdict = FlapGuard.for_scenario(s.flap_max, s.flap_window_minutes, incident.safety,
-                                     incident.root).check(incident.target.key)
+                                     incident.root, incident.store).check(incident.target.key)
     incident.record("flap_guard", **verdict.as_event())
     if verdict.allowed:
         return None
@@ -190,6 +192,8 @@ def close(incident: Incident, outcome: Outcome) -> dict[str, Any]:
         incident.recorder.close()
         journal = build_journal(incident.dir)
         write_journal(incident.dir, journal)
+        # Indexed before the lock goes: the next holder's flap guard counts this run.
+        incident.store.record(journal)
     finally:
         if incident.lock is not None:
             incident.lock.close()
@@ -210,8 +214,10 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None,
                             extra_vars=request.extra_vars, drill=request.drill,
                             vault_password_file=request.vault_password_file)
     root = state_dir(request.state_dir)
+    store = open_store(request.state_url, config, root)  # bad URL: 2, unreachable: 1
     incident = Incident(request, scenario, target, reporter, root=root, level=level,
-                        safety=config.safety, **({"runner": runner} if runner is not None else {}))
+                        safety=config.safety, store=store,
+                        **({"runner": runner} if runner is not None else {}))
     outcome = Outcome(Status.FAILED, "runner error")
     with cancel_on_signals(incident.cancel):
         try:
@@ -230,7 +236,6 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None,
             outcome = Outcome(Status.FAILED, str(exc))
         finally:
             journal = close(incident, outcome)
-    history.record(journal, root)
     reports = write_reports(incident.dir, journal)
     reporter.outcome("close", outcome.status in {Status.RESOLVED, Status.CHECKED,
                                                  Status.NOT_REPRODUCED},

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -112,6 +112,55 @@ def target_key_of(journal: dict[str, Any]) -> str:
     return f"{journal.get('hosts') or '-'}:{journal.get('scenario') or '-'}"
 
 
+def index_rows(journal: dict[str, Any],
+               source_mtime: float = 0.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The index row of one incident and its step rows (every backend stores these)."""
+    folder = str(journal.get("dir") or journal.get("incident_id") or "")
+    if not folder:
+        raise ValueError("journal has neither 'dir' nor 'incident_id'")
+    status = str(journal.get("status") or "unknown")
+    escalated = status == "escalated" or any(
+        d.get("kind") == "escalated" for d in journal.get("decisions") or []
+        if isinstance(d, dict))
+    row = {
+        "dir": folder,
+        "incident_id": str(journal.get("incident_id") or folder),
+        "scenario": journal.get("scenario"),
+        "title": journal.get("title"),
+        "severity": journal.get("severity"),
+        "status": status,
+        "drill": int(bool(journal.get("drill"))),
+        "check_mode": int(bool(journal.get("check_mode"))),
+        "start": journal.get("start"),
+        "end": journal.get("end"),
+        "start_epoch": epoch(journal.get("start")),
+        "end_epoch": epoch(journal.get("end")),
+        "duration_s": journal.get("duration_s"),
+        "resolved_by": journal.get("resolved_by"),
+        "escalated": int(escalated),
+        "reason": journal.get("reason"),
+        "target_key": target_key_of(journal),
+        "ci": json.dumps(journal.get("ci") or {}, default=str, sort_keys=True),
+        "source_mtime": source_mtime,
+        "indexed_at": now_iso("seconds"),
+    }
+    steps = []
+    for seq, step in enumerate(journal.get("steps") or [], start=1):
+        if not isinstance(step, dict):
+            continue
+        start, end = epoch(step.get("start")), epoch(step.get("end"))
+        steps.append({
+            "incident_dir": folder, "seq": seq, "phase": step.get("phase"),
+            "name": step.get("name"), "action": step.get("action"),
+            "status": step.get("status"), "start": step.get("start"), "end": step.get("end"),
+            "duration_s": round(end - start, 3) if start is not None and end is not None
+            else None,
+            "changed": int(step.get("changed") or 0),
+            "destructive": int(bool(step.get("destructive"))),
+        })
+    return row, steps
+
+
 @dataclass(frozen=True)
 class IncidentRow:
     """One line of ``incident-runner incidents``."""
@@ -141,7 +190,7 @@ class IncidentRow:
         return {**asdict(self), "kind": self.kind}
 
     @classmethod
-    def from_sql(cls, row: sqlite3.Row) -> IncidentRow:
+    def from_sql(cls, row: Mapping[str, Any]) -> IncidentRow:
         try:
             ci = json.loads(row["ci"] or "{}")
         except ValueError:
@@ -265,50 +314,10 @@ class History:
     def upsert(self, journal: dict[str, Any], source_mtime: float | None = None) -> None:
         """Index one incident (replacing its row and its steps)."""
         folder = str(journal.get("dir") or journal.get("incident_id") or "")
-        if not folder:
-            raise ValueError("journal has neither 'dir' nor 'incident_id'")
-        if source_mtime is None:
+        if source_mtime is None and folder:
             source_mtime = _source_mtime(self.root / folder)
-        status = str(journal.get("status") or "unknown")
-        escalated = status == "escalated" or any(
-            d.get("kind") == "escalated" for d in journal.get("decisions") or []
-            if isinstance(d, dict))
-        row = {
-            "dir": folder,
-            "incident_id": str(journal.get("incident_id") or folder),
-            "scenario": journal.get("scenario"),
-            "title": journal.get("title"),
-            "severity": journal.get("severity"),
-            "status": status,
-            "drill": int(bool(journal.get("drill"))),
-            "check_mode": int(bool(journal.get("check_mode"))),
-            "start": journal.get("start"),
-            "end": journal.get("end"),
-            "start_epoch": epoch(journal.get("start")),
-            "end_epoch": epoch(journal.get("end")),
-            "duration_s": journal.get("duration_s"),
-            "resolved_by": journal.get("resolved_by"),
-            "escalated": int(escalated),
-            "reason": journal.get("reason"),
-            "target_key": target_key_of(journal),
-            "ci": json.dumps(journal.get("ci") or {}, default=str, sort_keys=True),
-            "source_mtime": source_mtime,
-            "indexed_at": now_iso("seconds"),
-        }
-        steps = []
-        for seq, step in enumerate(journal.get("steps") or [], start=1):
-            if not isinstance(step, dict):
-                continue
-            start, end = epoch(step.get("start")), epoch(step.get("end"))
-            steps.append({
-                "incident_dir": folder, "seq": seq, "phase": step.get("phase"),
-                "name": step.get("name"), "action": step.get("action"),
-                "status": step.get("status"), "start": step.get("start"), "end": step.get("end"),
-                "duration_s": round(end - start, 3) if start is not None and end is not None
-                else None,
-                "changed": int(step.get("changed") or 0),
-                "destructive": int(bool(step.get("destructive"))),
-            })
+        row, steps = index_rows(journal, source_mtime or 0.0)
+        folder = row["dir"]
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "dir")

@@ -25,7 +25,7 @@ from incident_runner.executor import (
     run_playbook,
 )
 from incident_runner.layout import ARTIFACTS_DIR, TIMELINE_FILE, new_incident_dir
-from incident_runner.lock import DEFAULT_LOCK_TIMEOUT, TargetLock
+from incident_runner.lock import DEFAULT_LOCK_TIMEOUT
 from incident_runner.paths import playbooks_dir, roles_dir
 from incident_runner.recorder import Recorder, Reporter
 from incident_runner.redaction import Redactor
@@ -33,6 +33,7 @@ from incident_runner.safety import ApprovalGate, Budget
 from incident_runner.scenario import Scenario, Step
 from incident_runner.secrets import vault_values
 from incident_runner.severity import Level
+from incident_runner.store import HeldLock, LocalStore, Store
 from incident_runner.target import Target
 from incident_runner.timeline import Timeline
 
@@ -57,6 +58,7 @@ class RemediateRequest:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for the target lock
     timeout_seconds: float | None = None  # None: the config's safety.incident_timeout_minutes
     vault_password_file: Path | None = None
+    state_url: str | None = None  # None: $INCIDENT_RUNNER_STATE_URL, the config, else SQLite
 
 
 # The seam between the stages and Ansible (tests drive the ladder with a fake):
@@ -69,7 +71,8 @@ class Incident:
 
     def __init__(self, request: RemediateRequest, scenario: Scenario, target: Target,
                  reporter: Reporter, *, root: Path, level: Level | None,
-                 safety: SafetySettings, runner: PlaybookRunner = run_playbook) -> None:
+                 safety: SafetySettings, runner: PlaybookRunner = run_playbook,
+                 store: Store | None = None) -> None:
         self.request = request
         self.scenario = scenario
         self.target = target
@@ -78,6 +81,7 @@ class Incident:
         self.safety = safety
         self.root = root
         self.runner = runner
+        self.store: Store = store if store is not None else LocalStore(root)
         self.redactor = Redactor.from_environment(safety.secret_env)
         self.redactor.add_from_mapping(request.extra_vars)
         if request.vault_password_file is not None:  # a bad password file fails before opening
@@ -91,7 +95,7 @@ class Incident:
         self.budget = Budget(timeout)
         self.gate = ApprovalGate(request.assume_yes, timeout=safety.approval_timeout_seconds)
         self.cancel = threading.Event()
-        self.lock: TargetLock | None = None
+        self.lock: HeldLock | None = None
         self.runs = 0
         # The level's `ladder` picks the scenario's ladder; ladder_for falls back to 'default'.
         self.ladder_name, self.ladder = scenario.ladder_for(
@@ -153,6 +157,8 @@ class Incident:
         check_mode = self.request.check if check is None else check
         action = step.action if step else name
         timeout, by_budget = self.budget.cap(timeout)  # the incident's time budget caps steps
+        if self.lock is not None:  # fencing: never act on a lock that may have been lost
+            self.lock.ensure_held()
         self.record("step_started", phase=phase, step=name, action=action,
                     destructive=bool(step and step.destructive), check_mode=check_mode,
                     timeout_s=timeout)

@@ -142,6 +142,9 @@ class TargetLock:
             os.close(fd)
             raise
 
+    def ensure_held(self) -> None:
+        """Fencing check before a step: a flock lasts as long as this process (no-op)."""
+
     def close(self) -> None:
         """Release every key (the files stay: unlinking a flocked file races other waiters)."""
         while self._fds:

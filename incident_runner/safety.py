@@ -24,10 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_runner import history
 from incident_runner.config import DEFAULT_APPROVAL_TIMEOUT_SECONDS, SafetySettings
+
+if TYPE_CHECKING:
+    from incident_runner.store.base import Store
 
 LOG = logging.getLogger(__name__)
 
@@ -64,24 +67,27 @@ class FlapGuard:
     """At most ``max_remediations`` incidents that remediated ``target_key`` per window."""
 
     def __init__(self, max_remediations: int, window_minutes: float, source: str,
-                 root: Path) -> None:
+                 root: Path, store: Store | None = None) -> None:
         self.max = max_remediations
         self.window_minutes = window_minutes
         self.source = source
         self.root = root
+        self.store = store  # None: the SQLite index of ``root``
 
     @classmethod
     def for_scenario(cls, flap_max: int | None, flap_window: float | None,
-                     settings: SafetySettings, root: Path) -> FlapGuard:
+                     settings: SafetySettings, root: Path,
+                     store: Store | None = None) -> FlapGuard:
         """The scenario's ``flap_guard`` wins field by field over the config's."""
         source = "scenario" if flap_max is not None or flap_window is not None else "config"
         return cls(flap_max if flap_max is not None else settings.flap_max,
                    flap_window if flap_window is not None else settings.flap_window_minutes,
-                   source, root)
+                   source, root, store)
 
     def check(self, target_key: str, now: datetime | None = None) -> FlapVerdict:
         since = (now or datetime.now(UTC)) - timedelta(minutes=self.window_minutes)
-        count = history.count_remediations(target_key, since, self.root)
+        count = (self.store.count_remediations(target_key, since) if self.store is not None
+                 else history.count_remediations(target_key, since, self.root))
         return FlapVerdict(allowed=count < self.max, target_key=target_key, count=count,
                            max_remediations=self.max, window_minutes=self.window_minutes,
                            source=self.source)

@@ -113,6 +113,7 @@ DOCKERFILE
 main() {
   if [ "$(id -u)" != 0 ]; then echo "setup: run as root (apt, dockerd)" >&2; exit 2; fi
   step apt-packages apt_packages
+  step postgresql bash "$ROOT/scripts/setup_postgres.sh"
   step python-venv python_venv
   step docker-engine docker_engine
   step compose-v2 compose_plugin

@@ -13,6 +13,7 @@ import sys
 import click
 
 from incident_runner import __version__
+from incident_runner.cli.db import db
 from incident_runner.cli.drill import drill
 from incident_runner.cli.incidents import incidents
 from incident_runner.cli.mark_good import mark_good
@@ -34,13 +35,18 @@ LOG = logging.getLogger("incident_runner")
 @click.option("--config", default=None, metavar="PATH",
               help="Config file (default: $INCIDENT_RUNNER_CONFIG, else ./incident-runner.yml, "
                    "else the project root's; without one the built-in preset p0-p3).")
+@click.option("--state-url", default=None, metavar="URL",
+              help="Share history, locks and flap-guard counts in PostgreSQL (postgresql://...; "
+                   "default: $INCIDENT_RUNNER_STATE_URL, else the config's state_url, else "
+                   "SQLite in the state dir).")
 @click.option("--debug", is_flag=True, help="Log debug detail and show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, state_dir: str | None, config: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, state_dir: str | None, config: str | None, state_url: str | None,
+        debug: bool) -> None:
     """Ansible-driven incident remediation: pick, run, verify, escalate, record, report."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"state_dir": state_dir, "config": config, "debug": debug}
+    ctx.obj = {"state_dir": state_dir, "config": config, "state_url": state_url, "debug": debug}
 
 
 cli.add_command(remediate)
@@ -52,6 +58,7 @@ cli.add_command(stats)
 cli.add_command(drill)
 cli.add_command(mark_good)
 cli.add_command(serve)
+cli.add_command(db)
 
 
 def main() -> None:

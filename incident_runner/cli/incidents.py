@@ -10,10 +10,12 @@ import click
 
 from incident_runner.chart import duration_label
 from incident_runner.cli.options import global_options
+from incident_runner.config import load_config
 from incident_runner.errors import InputError
-from incident_runner.history import IncidentRow, list_incidents
+from incident_runner.history import IncidentRow
 from incident_runner.paths import state_dir
 from incident_runner.status import Status
+from incident_runner.store import open_store
 from incident_runner.timeutil import epoch, parse_duration
 
 COLUMNS = ("ID", "STARTED (UTC)", "SCENARIO", "SEVERITY", "KIND", "STATUS", "DURATION",
@@ -48,7 +50,8 @@ def incidents(ctx: click.Context, as_json: bool, limit: int | None, statuses: tu
               since: str | None) -> None:
     """List incidents, newest first; runs that were killed show as interrupted."""
     root = state_dir(ctx.obj.get("state_dir"))
-    rows = list(reversed(list_incidents(root)))
+    store = open_store(ctx.obj.get("state_url"), load_config(ctx.obj.get("config")), root)
+    rows = list(reversed(store.list_incidents()))
     if since:
         cutoff = epoch(since) if "T" in since or "-" in since else (
             time.time() - parse_duration(since, "--since"))

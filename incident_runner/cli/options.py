@@ -77,12 +77,16 @@ def parse_extra_vars(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--state-dir`` and ``--config`` after the subcommand too (they win over the group's)."""
+    """``--state-dir``, ``--state-url`` and ``--config`` after the subcommand too
+    (they win over the group's)."""
     def keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is not None:
             ctx.ensure_object(dict)[str(param.name)] = value
         return value
 
+    command = click.option("--state-url", default=None, metavar="URL", expose_value=False,
+                           callback=keep, help="Shared state in PostgreSQL (postgresql://...; "
+                           "also accepted before the subcommand).")(command)
     command = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
                            expose_value=False, callback=keep,
                            help="Where incidents are kept (also accepted before the "

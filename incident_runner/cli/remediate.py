@@ -65,6 +65,7 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         vault_password_file=vault_password_file,
         ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
         alert=load_alert_file(alert_file) if alert_file is not None else {},
+        state_url=ctx.obj.get("state_url"),
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     outputs = pipeline.publish(result)

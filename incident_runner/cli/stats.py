@@ -10,8 +10,10 @@ import click
 from incident_runner.chart import duration_label
 from incident_runner.cli.incidents import table
 from incident_runner.cli.options import global_options
+from incident_runner.config import load_config
 from incident_runner.paths import state_dir
-from incident_runner.stats import stats as compute
+from incident_runner.stats import compute_stats
+from incident_runner.store import open_store
 
 COLUMNS = ("SCENARIO", "COUNT", "RESOLVED", "ESCALATED", "FAILED", "INTERRUPTED", "SUCCESS",
            "ESCALATION", "TTR MEAN", "TTR P50", "TTR P95")
@@ -44,7 +46,8 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     verified close of the resolved ones.
     """
     root = state_dir(ctx.obj.get("state_dir"))
-    data = compute(root)
+    store = open_store(ctx.obj.get("state_url"), load_config(ctx.obj.get("config")), root)
+    data = compute_stats(store.list_incidents())
     if as_json:
         click.echo(json.dumps({"state_dir": str(root), **data}, indent=2))
         return
