@@ -6,6 +6,7 @@ failed, 2 bad input or usage, 3 escalated to a human.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -13,22 +14,40 @@ import sys
 import click
 
 from incident_runner import __version__
-from incident_runner.cli.db import db
-from incident_runner.cli.drill import drill
-from incident_runner.cli.incidents import incidents
-from incident_runner.cli.mark_good import mark_good
-from incident_runner.cli.remediate import remediate
-from incident_runner.cli.report import report
-from incident_runner.cli.scenarios import scenarios
-from incident_runner.cli.serve import serve
-from incident_runner.cli.stats import stats
-from incident_runner.cli.validate import validate
 from incident_runner.errors import ExitCode, IncidentRunnerError
 
 LOG = logging.getLogger("incident_runner")
 
+# Subcommands by name -> "module:attribute", imported only when used: `remediate`
+# does not pay for serve's web stack or the PostgreSQL driver.
+COMMANDS = {
+    "remediate": "incident_runner.cli.remediate:remediate",
+    "scenarios": "incident_runner.cli.scenarios:scenarios",
+    "validate": "incident_runner.cli.validate:validate",
+    "incidents": "incident_runner.cli.incidents:incidents",
+    "report": "incident_runner.cli.report:report",
+    "stats": "incident_runner.cli.stats:stats",
+    "drill": "incident_runner.cli.drill:drill",
+    "mark-good": "incident_runner.cli.mark_good:mark_good",
+    "serve": "incident_runner.cli.serve:serve",
+    "db": "incident_runner.cli.db:db",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="incident-runner")
 @click.option("--state-dir", type=click.Path(file_okay=False), envvar="INCIDENT_RUNNER_STATE_DIR",
               help="Where incidents are kept (default ./incidents).")
@@ -49,16 +68,6 @@ def cli(ctx: click.Context, state_dir: str | None, config: str | None, state_url
     ctx.obj = {"state_dir": state_dir, "config": config, "state_url": state_url, "debug": debug}
 
 
-cli.add_command(remediate)
-cli.add_command(scenarios)
-cli.add_command(validate)
-cli.add_command(incidents)
-cli.add_command(report)
-cli.add_command(stats)
-cli.add_command(drill)
-cli.add_command(mark_good)
-cli.add_command(serve)
-cli.add_command(db)
 
 
 def main() -> None:
