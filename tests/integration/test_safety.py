@@ -376,7 +376,8 @@ def test_check_prints_the_plan_first_and_reports_unknown_impact(
     first_plan, first_mitigate = out.index("plan "), out.index("mitigate 1/1")
     assert first_plan < first_mitigate, "the plan comes before anything runs"
     for words in ("mode       check", "scenario   hang-long", "severity   unrated",
-                  "targets    hosts local", "lock key   local:hang-long", "ladder     default (1",
+                  "targets    hosts local", "target     ", "symptom    before the first step",
+                  "ladder     default (1",
                   "1. hang: playbook hang.yml; timeout 300s", "hang_seconds:",
                   "verify     test server:", "escalate   to a human", "flap guard 0 of 100",
                   "timeout    incident 10 min"):
