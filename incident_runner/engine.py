@@ -39,6 +39,7 @@ from incident_runner.lock import (
     lock_keys,
 )
 from incident_runner.paths import playbooks_dir, roles_dir, state_dir
+from incident_runner.platform import platform_of
 from incident_runner.plan import PlanInput, build_plan, plan_lines
 from incident_runner.redaction import Redactor
 from incident_runner.report import message_templates, render_message, write_reports
@@ -52,7 +53,8 @@ LOG = logging.getLogger(__name__)
 
 # Failures by which a step refuses because only a human can decide (never guess):
 # the runner escalates at once instead of climbing on.
-ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),)
+ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),
+                    re.compile(r"(?:^|: )unreachable: \S+"))
 
 
 class Reporter(Protocol):
@@ -183,6 +185,7 @@ class Incident:
         self.gate = ApprovalGate(request.assume_yes, timeout=self.safety.approval_timeout_seconds)
         self.flap: FlapVerdict | None = None
         self.check_notes: list[str] = []
+        self.refusal: str | None = None
         self.would_change = 0
         self.cancel = threading.Event()
         self.runs = 0
@@ -270,17 +273,19 @@ class Incident:
     def diagnose(self) -> None:
         if not self.scenario.diagnostics_enabled:
             return
-        if not (roles_dir() / "capture_diagnostics").is_dir():
+        role = self.scenario.diagnostics_role
+        if not (roles_dir() / role).is_dir():
             self.timeline.append("skipped", phase="diagnose",
-                                 reason="capture_diagnostics role not installed")
+                                 reason=f"{role} role not installed")
             return
         self.reporter.phase("diagnose", "capturing diagnostics before any change")
         diag_vars = {**self._base_vars(), **self.scenario.diagnostics_vars,
                      "capture_diagnostics_dest": str(self.dir / "diagnostics")}
-        play = role_play(f"{self.scenario.id}: diagnostics", self.scenario.hosts,
-                         "capture_diagnostics", diag_vars)
+        play = role_play(f"{self.scenario.id}: diagnostics", self.scenario.hosts, role, diag_vars)
         # Diagnostics only read the system, so they run for real under --check too.
         run = self._run("diagnose", None, "capture-diagnostics", play, check=False)
+        # An unreachable host: change nothing anywhere, escalate (mitigate reads this).
+        self.refusal = None if run.ok else self._refused("diagnose", run)
         self.reporter.outcome("diagnose", run.ok, "" if run.ok else "; ".join(run.failures[:2]))
 
     def verify(self, label: str) -> bool:
@@ -308,7 +313,7 @@ class Incident:
             reason = self.scenario.escalation_reason or "no local fix for this scenario"
             self.timeline.append("decision", decision="escalate", reason=reason)
             return "escalated", None, reason
-        stop = self._flap_guard()  # a safety rail's reason to escalate instead of acting
+        stop = self.refusal or self._flap_guard()  # a reason to escalate instead of acting
         window_passed = None
         for k, step in enumerate(self.ladder if stop is None else (), start=1):
             if self.cancel.is_set():
@@ -327,7 +332,7 @@ class Incident:
                 continue
             if not run.ok:
                 stop = (self._out_of_time(step.name) if self.budget.expired
-                        else self._refused(step, run))
+                        else self._refused(step.name, run))
                 if stop is not None:
                     break
                 self.timeline.append("decision", decision="next_step", after=step.name,
@@ -476,16 +481,16 @@ class Incident:
         if self.lock is not None:
             self.lock.close()
 
-    def _refused(self, step: Step, run: PlaybookRun) -> str | None:
+    def _refused(self, step: str, run: PlaybookRun) -> str | None:
         """A step that refused because a human must decide: the reason to escalate now."""
         refusal = next((f for f in run.failures if any(p.search(f) for p in ESCALATE_AT_ONCE)),
                        None)
         if refusal is None:
             return None
         made = "no change made" if run.changed == 0 else f"{run.changed} change(s) made"
-        reason = (f"step {step.name} refused: {refusal.split(': ', 1)[-1]} ({made}); "
+        reason = (f"step {step} refused: {refusal.split(': ', 1)[-1]} ({made}); "
                   "a human must decide")
-        self.timeline.append("decision", decision="escalate", after=step.name, reason=reason,
+        self.timeline.append("decision", decision="escalate", after=step, reason=reason,
                              trigger="refused")
         return reason
 
@@ -568,6 +573,8 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None) -> In
     """Open an incident for the scenario, climb its ladder, verify, report."""
     reporter = reporter or SilentReporter()
     scenario = find_scenario(request.scenario, request.scenarios_dir)
+    scenario = scenario.for_platform(platform_of(check_inventory(request.inventory),
+                                                 scenario.hosts))
     config = load_config(request.config)
     level = config.level(request.severity)  # bad input fails before opening
     incident = Incident(request, scenario, reporter, level=level, safety=config.safety)

@@ -186,7 +186,10 @@ class _EventSink:
                 host=str(data.get("host", "")),
                 status=status,
                 changed=bool(res.get("changed", False)),
-                message=self.redactor.text(_message(res)),
+                # "unreachable: HOST" makes the engine escalate at once (ESCALATE_AT_ONCE).
+                message=self.redactor.text(
+                    f"unreachable: {data.get('host', '')}: {_message(res)}"
+                    if status == "unreachable" else _message(res)),
             )
             self.tasks.append(result)
             self.timeline.append("task_result", **self.context, task=result.task,

@@ -33,17 +33,23 @@ def scenarios(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 def show(name: str) -> None:
     """Show one scenario: its ladders, checks and escalation."""
-    s = find_scenario(name)
-    click.echo(f"{s.id}: {s.title}\n\n{s.description.strip()}\n")
-    click.echo(f"targets: {s.hosts} {', '.join(s.services)}")
-    for level, steps in s.ladders.items():
-        click.echo(f"ladder {level}:")
-        for k, st in enumerate(steps, 1):
-            flag = " [destructive]" if st.destructive else ""
-            click.echo(f"  {k}. {st.name}: {st.action}{flag}")
-    click.echo("verify:")
-    for c in s.verify.checks:
-        budget = f", p95<={c.p95_ms}ms" if c.p95_ms else ""
-        click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}{budget}")
-    if s.no_local_fix:
-        click.echo(f"escalation: no local fix: {s.escalation_reason}")
+    top = find_scenario(name)
+    click.echo(f"{top.id}: {top.title}\n\n{top.description.strip()}\n")
+    click.echo(f"targets: {top.hosts} {', '.join(top.services)}")
+    for platform in top.platforms:
+        s = top.for_platform(platform)
+        if len(top.platforms) > 1:
+            click.echo(f"\nplatform {platform}:")
+        for level, steps in s.ladders.items():
+            click.echo(f"ladder {level}:")
+            for k, st in enumerate(steps, 1):
+                flag = " [destructive]" if st.destructive else ""
+                click.echo(f"  {k}. {st.name}: {st.action}{flag}")
+        click.echo("verify:")
+        for c in s.verify.checks:
+            budget = f", p95<={c.p95_ms}ms" if c.p95_ms else ""
+            click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}{budget}")
+        if s.verify.playbook:
+            click.echo(f"  - playbook {s.verify.playbook}")
+        if s.no_local_fix:
+            click.echo(f"escalation: no local fix: {s.escalation_reason}")
