@@ -22,7 +22,8 @@ if [ ! -s "$tarball" ]; then
   debootstrap --variant=minbase --include="$PACKAGES" bookworm "$rootfs" "$mirror" \
     >"$CACHE/debootstrap-systemd.log" 2>&1
   # Per-host identity is made at first boot: no baked-in host keys or machine id.
-  rm -f "$rootfs"/etc/ssh/ssh_host_* "$rootfs/etc/machine-id"
+  rm -f "$rootfs"/etc/ssh/ssh_host_* "$rootfs/etc/machine-id" "$rootfs"/var/cache/apt/archives/*.deb
+  rm -rf "$rootfs"/var/lib/apt/lists/*
   : >"$rootfs/etc/machine-id"
   # Units that cannot work in an unprivileged container only add noise.
   for unit in systemd-udevd.service systemd-udev-trigger.service getty@tty1.service \
@@ -38,5 +39,5 @@ if [ ! -s "$tarball" ]; then
   tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
   rm -rf "$rootfs"
 fi
-docker import -c 'CMD ["/sbin/init"]' -c 'STOPSIGNAL SIGRTMIN+3' \
+docker import -c 'CMD ["/sbin/init"]' \
   -c 'LABEL io.incident-runner.component=systemd-host' "$tarball" "$IMAGE" >/dev/null
