@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +131,12 @@ def _native(inventory: Path, pattern: str) -> dict[str, Any]:
 
 
 def _ansible_inventory(inventory: Path, pattern: str) -> dict[str, Any]:
+    beside = Path(sys.executable).parent / "ansible-inventory"  # the venv's, as the executor
+    program = str(beside) if beside.is_file() else (shutil.which("ansible-inventory") or
+                                                    "ansible-inventory")
     try:
         out = subprocess.run(  # noqa: S603 (argv, no shell)
-            ["ansible-inventory", "-i", str(inventory), "--list"],
+            [program, "-i", str(inventory), "--list"],
             capture_output=True, text=True, check=True, timeout=120,
         ).stdout
         data = json.loads(out)
