@@ -39,8 +39,8 @@ from incident_runner.lock import (
     lock_keys,
 )
 from incident_runner.paths import playbooks_dir, roles_dir, state_dir
-from incident_runner.platform import platform_of
 from incident_runner.plan import PlanInput, build_plan, plan_lines
+from incident_runner.platform import platform_of
 from incident_runner.redaction import Redactor
 from incident_runner.report import message_templates, render_message, write_reports
 from incident_runner.safety import ApprovalGate, Budget, FlapGuard, FlapVerdict, SafetySettings

@@ -37,7 +37,7 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_multi_constructor("!", lambda _loader, _suffix, _node: None)
 
 
-class _NotNative(Exception):
+class _NotNativeError(Exception):
     """The inventory needs Ansible's own parser."""
 
 
@@ -45,7 +45,7 @@ def _load(path: Path) -> Any:
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe subclass)
     except (OSError, yaml.YAMLError) as exc:
-        raise _NotNative(str(exc)) from exc
+        raise _NotNativeError(str(exc)) from exc
 
 
 def _vars_from(directory: Path, name: str) -> dict[str, Any]:
@@ -70,7 +70,7 @@ class _Tree:
 
     def add_group(self, name: str, body: Any) -> None:
         if body is not None and not isinstance(body, dict):
-            raise _NotNative(f"group {name} is not a mapping")
+            raise _NotNativeError(f"group {name} is not a mapping")
         body = body or {}
         self.group_vars.setdefault(name, {}).update(body.get("vars") or {})
         self.children.setdefault(name, set())
@@ -106,7 +106,7 @@ class _Tree:
 
 def _native(inventory: Path, pattern: str) -> dict[str, Any]:
     if not SIMPLE_PATTERN.match(pattern):
-        raise _NotNative("host pattern")
+        raise _NotNativeError("host pattern")
     base = inventory if inventory.is_dir() else inventory.parent
     sources = ([p for p in sorted(inventory.iterdir()) if p.is_file()]
                if inventory.is_dir() else [inventory])
@@ -115,10 +115,10 @@ def _native(inventory: Path, pattern: str) -> dict[str, Any]:
         if source.name.startswith(".") or source.suffix in {".md", ".txt", ".cfg"}:
             continue
         if source.suffix not in YAML_SUFFIXES:
-            raise _NotNative(f"{source.name} is not YAML")
+            raise _NotNativeError(f"{source.name} is not YAML")
         data = _load(source)
         if not isinstance(data, dict) or "plugin" in data:
-            raise _NotNative(f"{source.name} is not a YAML host list")
+            raise _NotNativeError(f"{source.name} is not a YAML host list")
         for name, body in data.items():
             tree.add_group(str(name), body)
     for group in list(tree.group_vars):
@@ -135,7 +135,7 @@ def _ansible_inventory(inventory: Path, pattern: str) -> dict[str, Any]:
     program = str(beside) if beside.is_file() else (shutil.which("ansible-inventory") or
                                                     "ansible-inventory")
     try:
-        out = subprocess.run(  # noqa: S603 (argv, no shell)
+        out = subprocess.run(
             [program, "-i", str(inventory), "--list"],
             capture_output=True, text=True, check=True, timeout=120,
         ).stdout
@@ -160,7 +160,7 @@ def platform_of(inventory: Path, pattern: str) -> str:
     """The platform of the hosts ``pattern`` selects; one platform per incident."""
     try:
         found = _native(inventory, pattern)
-    except _NotNative as exc:
+    except _NotNativeError as exc:
         LOG.debug("inventory %s read by ansible-inventory: %s", inventory, exc)
         found = _ansible_inventory(inventory, pattern)
     platforms = sorted({str(v) for v in found.values()})

@@ -8,7 +8,7 @@ from ansible.module_utils.basic import AnsibleModule
 DOCUMENTATION = r"""
 ---
 module: systemd_diagnostics
-short_description: Read systemctl status, the journal, listening ports, memory and the deployed commit
+short_description: Read unit status, the journal, listening ports, memory, the deployed commit
 description:
   - Read-only. Runs argv commands (never a shell) and returns their output as
     named sections; the caller redacts and stores them (the role does it on

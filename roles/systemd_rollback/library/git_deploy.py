@@ -22,7 +22,8 @@ description:
 options:
   repo: {type: path, required: true, description: The deploy checkout.}
   env: {type: str, required: true, description: Environment (refs/deploy/good/ENV).}
-  install: {type: list, elements: str, required: true, description: Install argv; the commit is appended.}
+  install:
+    {type: list, elements: str, required: true, description: Install argv + the commit.}
   fetch: {type: bool, default: true, description: Fetch from origin first.}
 """
 
@@ -66,12 +67,13 @@ def main() -> None:
     else:
         rc, good, _ = git(module, repo, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
     if not good:
-        module.fail_json(msg=f"no good commit recorded for env {p['env']} ({ref} missing in {repo})")
+        module.fail_json(
+            msg=f"no good commit recorded for env {p['env']} ({ref} missing in {repo})")
     result: dict[str, Any] = {"changed": before != good, "before": before, "after": good,
                               "good": good}
     if result["changed"] and not module.check_mode:
         try:
-            proc = subprocess.run([*p["install"], good], capture_output=True, text=True,  # noqa: S603
+            proc = subprocess.run([*p["install"], good], capture_output=True, text=True,
                                   check=False, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
             module.fail_json(msg=f"systemd_rollback_install: {exc}", **result)
