@@ -3,7 +3,7 @@
 # makes the app's deploy origin (/srv/app.git, real history,
 # refs/deploy/good/<env>) and checkout (/srv/app), installs the units, starts
 # them and prints the host's SSH public key. Idempotent.
-# Usage: provision.sh ENV MEMORY_MAX AUTHORIZED_KEY  (app.py in /tmp/ir-app-src/; the units and
+# Usage: provision.sh ENV MEMORY_MAX AUTHORIZED_KEY  (app.py in /usr/local/share/ir-app.py; the units and
 # /usr/local/sbin/ir-app-install were copied from files/host/)
 set -euo pipefail
 env=$1 memory_max=$2 authorized_key=$3
@@ -22,7 +22,7 @@ if [ ! -d /srv/app.git ]; then
   git init -q --bare -b main /srv/app.git
   work=$(mktemp -d)
   git_ -C "$work" init -q -b main
-  cp /tmp/ir-app-src/app.py "$work/app.py"
+  cp /usr/local/share/ir-app.py "$work/app.py"
   printf '{"healthy": true, "reason": ""}\n' >"$work/release.json"
   git_ -C "$work" add app.py release.json
   git_ -C "$work" commit -q -m "app: first release"
@@ -33,7 +33,7 @@ if [ ! -d /srv/app.git ]; then
   git clone -q /srv/app.git /srv/app
   /usr/local/sbin/ir-app-install "refs/deploy/good/$env"
 fi
-rm -rf /tmp/ir-app-src
+rm -f /usr/local/share/ir-app.py
 
 sed -i "s/^MemoryMax=.*/MemoryMax=$memory_max/" /etc/systemd/system/ir-app.service
 systemctl daemon-reload
