@@ -21,12 +21,14 @@ def scenarios(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([
             {"id": s.id, "title": s.title, "ladders": {k: [st.name for st in v]
                                                       for k, v in s.ladders.items()},
-             "no_local_fix": s.no_local_fix, "source": str(s.source)}
+             "no_local_fix": s.no_local_fix, "platforms": list(s.platforms),
+             "source": str(s.source)}
             for s in found.values()], indent=2))
         return
     for s in found.values():
         steps = " -> ".join(st.name for st in s.ladders["default"]) or "escalate (no local fix)"
-        click.echo(f"{s.id:20} {s.title}  [{steps}]")
+        also = f"  (also on: {', '.join(s.platforms[1:])})" if len(s.platforms) > 1 else ""
+        click.echo(f"{s.id:20} {s.title}  [{steps}]{also}")
 
 
 @scenarios.command("show")
