@@ -317,7 +317,11 @@ def test_table_and_markdown(tmp_path: Path) -> None:
 
 # -- selection and the command line --------------------------------------------------------
 def test_every_catalog_scenario_has_a_drill() -> None:
-    assert available_drills() == sorted(catalog())
+    # drill-systemd-<scenario>: the same scenario on a systemd host (docs/systemd.md).
+    drills = available_drills()
+    assert [d for d in drills if not d.startswith("systemd-")] == sorted(catalog())
+    assert {d.removeprefix("systemd-") for d in drills if d.startswith("systemd-")} == {
+        "service-down", "oom", "port-conflict", "bad-deploy", "dependency-down"}
 
 
 def test_select_drills(tmp_path: Path) -> None:
