@@ -16,7 +16,7 @@ from typing import Any
 
 from incident_runner.config import load_config
 from incident_runner.errors import ExecutionError, ExitCode, InputError
-from incident_runner.evidence import look
+from incident_runner.evidence import capture_diagnostics, look
 from incident_runner.incident import Incident, PlaybookRunner, RemediateRequest
 from incident_runner.journal import build_journal, write_journal
 from incident_runner.ladder import Outcome, climb, escalate, verify
@@ -24,6 +24,7 @@ from incident_runner.lock import LockBusyError, describe_holder
 from incident_runner.notify import notify
 from incident_runner.paths import state_dir
 from incident_runner.plan import PlanInput, build_plan, plan_lines
+from incident_runner.platform import platform_of
 from incident_runner.recorder import Reporter, SilentReporter
 from incident_runner.report import write_reports
 from incident_runner.safety import FlapGuard
@@ -135,16 +136,18 @@ def take_lock(incident: Incident) -> Outcome | None:
 
 # -- act: look, then the flap guard ------------------------------------------------------
 def confirm(incident: Incident) -> Outcome | None:
-    """Evidence first; a healthy target is left alone (unless --force)."""
+    """Evidence first; a healthy target is left alone (unless --force), an unreachable one
+    is handed to a human."""
     s = incident.scenario
     if not s.confirm:
         incident.record("symptom", say=f"not checked: {s.confirm_reason}", label="symptom",
                         confirmed=None, skipped=True, reason=s.confirm_reason, checks=[])
-        from incident_runner.evidence import capture_diagnostics  # noqa: PLC0415
-
-        capture_diagnostics(incident)
-        return None
-    if look(incident):
+        confirmed, stop = True, capture_diagnostics(incident)
+    else:
+        confirmed, stop = look(incident)
+    if stop is not None:
+        return escalate(incident, stop, "unreachable")
+    if confirmed:
         return None
     if incident.request.force:
         incident.recorder.decision("force", "the target looks healthy; acting anyway (--force)",
@@ -210,6 +213,8 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None,
     level = config.level(request.severity)
     if not request.inventory.exists():
         raise InputError("inventory not found", source=str(request.inventory), field="--inventory")
+    # The inventory says which platform the hosts are (docker by default): its ladder runs.
+    scenario = scenario.for_platform(platform_of(request.inventory.resolve(), scenario.hosts))
     target = resolve_target(request.inventory.resolve(), scenario, limit=request.limit,
                             extra_vars=request.extra_vars, drill=request.drill,
                             vault_password_file=request.vault_password_file)

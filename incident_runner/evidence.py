@@ -89,12 +89,14 @@ def container_evidence(incident: Incident) -> list[dict[str, Any]]:
     return [{k: r.get(k) for k in keep} for r in rows if isinstance(r, dict)]
 
 
-def capture_diagnostics(incident: Incident) -> None:
-    """Evidence before any change; never fails the incident."""
+def capture_diagnostics(incident: Incident) -> str | None:
+    """Evidence before any change; never fails the incident. Returns the reason to stop
+    when a target host cannot be reached (nothing must be acted on then)."""
     s = incident.scenario
     if not s.diagnostics_enabled:
-        return
-    if _is_local(incident):
+        return None
+    unreachable: list[str] = []
+    if s.diagnostics_role == "capture_diagnostics" and _is_local(incident):
         incident.record("step_started", phase="diagnose", step="capture-diagnostics",
                         action="capture_diagnostics (local)", destructive=False,
                         check_mode=False, timeout_s=DIAGNOSTICS_TIMEOUT_S)
@@ -106,19 +108,24 @@ def capture_diagnostics(incident: Incident) -> None:
     else:
         diag_vars = {**incident.base_vars(), **s.diagnostics_vars,
                      "capture_diagnostics_dest": mark_unsafe(str(incident.dir / DIAGNOSTICS_DIR))}
-        play = role_play(f"{s.id}: diagnostics", s.hosts, "capture_diagnostics", diag_vars)
+        play = role_play(f"{s.id}: diagnostics", s.hosts, s.diagnostics_role, diag_vars)
         # Diagnostics only read the system, so they run for real under --check too.
         run = incident.run("diagnose", None, "capture-diagnostics", play, check=False)
         ok = run.ok
+        unreachable = sorted({t.host for t in run.tasks if t.status == "unreachable"})
     rows = container_evidence(incident)
-    incident.record("evidence", say=f"captured {len(rows)} container(s) into diagnostics/",
-                    label="diagnose", ok=ok, source="diagnostics", containers=rows)
+    incident.record("evidence", say=f"captured {len(rows)} container(s) into diagnostics/"
+                    if rows else "captured into diagnostics/", label="diagnose", ok=ok,
+                    source="diagnostics", containers=rows, unreachable=unreachable)
+    if unreachable:
+        return (f"unreachable: {', '.join(unreachable)} (diagnostics could not reach the "
+                "host; nothing was changed); a human must look at the host")
+    return None
 
 
-def look(incident: Incident) -> bool:
-    """Symptom check and evidence capture at once; True when the symptom is confirmed."""
+def look(incident: Incident) -> tuple[bool, str | None]:
+    """Symptom check and evidence capture at once: (symptom confirmed, reason to stop)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         capture = pool.submit(capture_diagnostics, incident)
         confirmed = confirm_symptom(incident)
-        capture.result()
-    return confirmed
+        return confirmed, capture.result()

@@ -185,7 +185,10 @@ class _EventSink:
                 host=str(data.get("host", "")),
                 status=status,
                 changed=bool(res.get("changed", False)),
-                message=self.redactor.text(_message(res)),
+                # "unreachable: HOST" names the host the ladder escalates for.
+                message=self.redactor.text(
+                    f"unreachable: {data.get('host', '')}: {_message(res)}"
+                    if status == "unreachable" else _message(res)),
                 evidence=res.get("evidence"),
             )
             self.tasks.append(result)

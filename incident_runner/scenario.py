@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,20 @@ class Verify:
     stabilisation_seconds: float = 0.0
 
 
+DEFAULT_PLATFORM = "docker"
+DEFAULT_DIAGNOSTICS_ROLE = "capture_diagnostics"
+
+
+@dataclass(frozen=True)
+class PlatformVariant:
+    """What a scenario does differently on one platform (``platforms.<name>``)."""
+
+    ladders: dict[str, tuple[Step, ...]]
+    verify: Verify | None = None
+    diagnostics: dict[str, Any] | None = None
+    escalation: dict[str, Any] | None = None
+
+
 @dataclass(frozen=True)
 class LabelMatcher:
     """One condition of a scenario's ``match:`` block on an alert's labels."""
@@ -112,6 +126,31 @@ class Scenario:
 
     def matches(self, labels: dict[str, str]) -> bool:
         return bool(self.match) and all(m.matches(labels) for m in self.match)
+    diagnostics_role: str = DEFAULT_DIAGNOSTICS_ROLE
+    platform: str = DEFAULT_PLATFORM
+    variants: dict[str, PlatformVariant] = field(default_factory=dict)
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return (DEFAULT_PLATFORM, *self.variants)
+
+    def for_platform(self, platform: str) -> Scenario:
+        """This scenario as it runs on ``platform`` (the top level is 'docker')."""
+        if platform == self.platform:
+            return self
+        variant = self.variants.get(platform)
+        if variant is None:
+            raise InputError(f"scenario '{self.id}' has no ladder for platform '{platform}' "
+                             f"(it has: {', '.join(self.platforms)})",
+                             source=str(self.source), field="platforms")
+        diagnostics = variant.diagnostics
+        escalation = variant.escalation
+        return replace(
+            self, platform=platform, ladders=variant.ladders,
+            verify=variant.verify or self.verify,
+            **({} if diagnostics is None else _diagnostics_fields(diagnostics)),
+            **({} if escalation is None else _escalation_fields(escalation, self.notify)),
+        )
 
     def ladder_for(self, severity: str | None) -> tuple[str, tuple[Step, ...]]:
         """The ladder for a severity level, falling back to 'default'."""
@@ -153,36 +192,66 @@ def _matchers(raw: dict[str, Any], source: Path) -> tuple[LabelMatcher, ...]:
     return tuple(out)
 
 
+def _verify(verify: dict[str, Any]) -> Verify:
+    return Verify(
+        checks=tuple(_check(c) for c in verify["checks"]), playbook=verify.get("playbook"),
+        vars=dict(verify.get("vars") or {}),
+        stabilisation_seconds=float(verify.get("stabilisation_seconds", 0)),
+    )
+
+
+def _diagnostics_fields(diagnostics: dict[str, Any]) -> dict[str, Any]:
+    return {"diagnostics_enabled": bool(diagnostics.get("enabled", True)),
+            "diagnostics_vars": dict(diagnostics.get("vars") or {}),
+            "diagnostics_role": diagnostics.get("role", DEFAULT_DIAGNOSTICS_ROLE)}
+
+
+def _escalation_fields(escalation: dict[str, Any], notify: bool = True) -> dict[str, Any]:
+    return {"no_local_fix": bool(escalation.get("no_local_fix", False)),
+            "escalation_reason": escalation.get("reason", ""),
+            "notify": bool(escalation.get("notify", notify))}
+
+
+def _ladders(raw: dict[str, Any], escalation: dict[str, Any], source: Path,
+             where: str = "") -> dict[str, tuple[Step, ...]]:
+    ladders = {level: tuple(_step(s) for s in steps) for level, steps in raw.items()}
+    if not escalation.get("no_local_fix") and not ladders["default"]:
+        raise InputError("an empty ladder needs escalation.no_local_fix: true",
+                         source=str(source), field=f"{where}ladders.default")
+    return ladders
+
+
+def _variant(name: str, raw: dict[str, Any], top_escalation: dict[str, Any],
+             source: Path) -> PlatformVariant:
+    escalation = raw.get("escalation")
+    return PlatformVariant(
+        ladders=_ladders(raw["ladders"], escalation if escalation is not None else top_escalation,
+                         source, f"platforms.{name}."),
+        verify=_verify(raw["verify"]) if "verify" in raw else None,
+        diagnostics=raw.get("diagnostics"), escalation=escalation,
+    )
+
+
 def parse_scenario(data: Any, source: Path) -> Scenario:
     validate(data, "scenario", str(source))
     if data["id"] != source.stem:
         raise InputError(f"id '{data['id']}' must match the file name '{source.stem}'",
                          source=str(source), field="id")
-    verify = data["verify"]
     escalation = data.get("escalation") or {}
     flap = data.get("flap_guard") or {}
-    diagnostics = data.get("diagnostics") or {}
     symptom = data.get("symptom") or {}
-    ladders = {level: tuple(_step(s) for s in steps) for level, steps in data["ladders"].items()}
-    if not escalation.get("no_local_fix") and not ladders["default"]:
-        raise InputError("an empty ladder needs escalation.no_local_fix: true",
-                         source=str(source), field="ladders.default")
     return Scenario(
         id=data["id"], title=data["title"], description=data.get("description", ""),
         source=source, hosts=data["targets"]["hosts"],
-        services=tuple(data["targets"].get("services", [])), ladders=ladders,
-        verify=Verify(
-            checks=tuple(_check(c) for c in verify["checks"]), playbook=verify.get("playbook"),
-            vars=dict(verify.get("vars") or {}),
-            stabilisation_seconds=float(verify.get("stabilisation_seconds", 0)),
-        ),
-        diagnostics_enabled=bool(diagnostics.get("enabled", True)),
-        diagnostics_vars=dict(diagnostics.get("vars") or {}),
-        no_local_fix=bool(escalation.get("no_local_fix", False)),
+        services=tuple(data["targets"].get("services", [])),
+        ladders=_ladders(data["ladders"], escalation, source),
+        verify=_verify(data["verify"]),
+        **_diagnostics_fields(data.get("diagnostics") or {}),
+        **_escalation_fields(escalation),
         symptom_checks=tuple(_check(c) for c in symptom.get("checks") or ()),
         confirm=bool(symptom.get("enabled", True)), confirm_reason=symptom.get("reason", ""),
-        escalation_reason=escalation.get("reason", ""),
-        notify=bool(escalation.get("notify", True)),
+        variants={name: _variant(name, raw, escalation, source)
+                  for name, raw in (data.get("platforms") or {}).items()},
         flap_max=flap.get("max_remediations"), flap_window_minutes=flap.get("window_minutes"),
         lock=data.get("lock"), seeds=tuple(data.get("seeds", [])),
         communication=dict(data.get("communication") or {}),

@@ -119,6 +119,7 @@ main() {
   step compose-v2 compose_plugin
   step staging-images staging_images
   step alerting bash "$ROOT/scripts/alerting.sh"  # Prometheus, Alertmanager, blackbox exporter (serve's tests)
+  step systemd-hosts bash "$ROOT/scripts/setup_systemd_hosts.sh"
 }
 
 main "$@"

@@ -45,6 +45,8 @@ def as_dict(s: Scenario) -> dict[str, Any]:
                    "playbook": s.verify.playbook, "vars": s.verify.vars,
                    "stabilisation_seconds": s.verify.stabilisation_seconds},
         "no_local_fix": s.no_local_fix, "escalation_reason": s.escalation_reason,
+        "platform": s.platform,
+        "platforms": {p: as_dict(s.for_platform(p)) for p in s.platforms if p != s.platform},
     }
 
 
@@ -62,13 +64,15 @@ def scenarios(ctx: click.Context, as_json: bool, scenario_paths: tuple[Path, ...
         click.echo(json.dumps([
             {"id": s.id, "title": s.title, "ladders": {k: [st.name for st in v]
                                                       for k, v in s.ladders.items()},
-             "no_local_fix": s.no_local_fix, "source": str(s.source), "origin": _origin(s)}
+             "no_local_fix": s.no_local_fix, "platforms": list(s.platforms),
+             "source": str(s.source), "origin": _origin(s)}
             for s in found.values()], indent=2))
         return
     for s in found.values():
         steps = " -> ".join(st.name for st in s.ladders["default"]) or "escalate (no local fix)"
         origin = "" if _origin(s) == "shipped" else f"  (from {_origin(s)})"
-        click.echo(f"{s.id:20} {s.title}  [{steps}]{origin}")
+        also = f"  (also on: {', '.join(s.platforms[1:])})" if len(s.platforms) > 1 else ""
+        click.echo(f"{s.id:20} {s.title}  [{steps}]{also}{origin}")
 
 
 @scenarios.command("show")
@@ -79,23 +83,30 @@ def scenarios(ctx: click.Context, as_json: bool, scenario_paths: tuple[Path, ...
 @click.pass_context
 def show(ctx: click.Context, name: str, as_json: bool, scenario_paths: tuple[Path, ...]) -> None:
     """Show one scenario: its ladders, checks and escalation."""
-    s = find_scenario(name, _paths(ctx, scenario_paths))
+    top = find_scenario(name, _paths(ctx, scenario_paths))
     if as_json:
-        click.echo(json.dumps(as_dict(s), indent=2, default=str))
+        click.echo(json.dumps(as_dict(top), indent=2, default=str))
         return
-    click.echo(f"{s.id}: {s.title}  ({_origin(s)}: {s.source})\n\n{s.description.strip()}\n")
-    click.echo(f"targets: {s.hosts} {', '.join(s.services)}")
-    if not s.confirm:
-        click.echo(f"symptom check: skipped ({s.confirm_reason})")
-    for level, steps in s.ladders.items():
-        click.echo(f"ladder {level}:")
-        for k, st in enumerate(steps, 1):
-            flag = " [destructive]" if st.destructive else ""
-            timeout = f", timeout {st.timeout}s" if st.timeout else ""
-            click.echo(f"  {k}. {st.name}: {st.action}{flag}{timeout}")
-    click.echo("verify:")
-    for c in s.verify.checks:
-        budget = f", p95<={c.p95_ms}ms" if c.p95_ms else ""
-        click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}{budget}")
-    if s.no_local_fix:
-        click.echo(f"escalation: no local fix: {s.escalation_reason}")
+    click.echo(f"{top.id}: {top.title}  ({_origin(top)}: {top.source})\n\n"
+               f"{top.description.strip()}\n")
+    click.echo(f"targets: {top.hosts} {', '.join(top.services)}")
+    if not top.confirm:
+        click.echo(f"symptom check: skipped ({top.confirm_reason})")
+    for platform in top.platforms:
+        s = top.for_platform(platform)
+        if len(top.platforms) > 1:
+            click.echo(f"\nplatform {platform}:")
+        for level, steps in s.ladders.items():
+            click.echo(f"ladder {level}:")
+            for k, st in enumerate(steps, 1):
+                flag = " [destructive]" if st.destructive else ""
+                timeout = f", timeout {st.timeout}s" if st.timeout else ""
+                click.echo(f"  {k}. {st.name}: {st.action}{flag}{timeout}")
+        click.echo("verify:")
+        for c in s.verify.checks:
+            budget = f", p95<={c.p95_ms}ms" if c.p95_ms else ""
+            click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}{budget}")
+        if s.verify.playbook:
+            click.echo(f"  - playbook {s.verify.playbook}")
+        if s.no_local_fix:
+            click.echo(f"escalation: no local fix: {s.escalation_reason}")

@@ -373,7 +373,11 @@ def test_table_and_markdown(tmp_path: Path) -> None:
 
 # -- selection and the command line --------------------------------------------------------
 def test_every_catalog_scenario_has_a_drill() -> None:
-    assert available_drills() == sorted(catalog())
+    # drill-systemd-<scenario>: the same scenario on a systemd host (docs/systemd.md).
+    drills = available_drills()
+    assert [d for d in drills if not d.startswith("systemd-")] == sorted(catalog())
+    assert {d.removeprefix("systemd-") for d in drills if d.startswith("systemd-")} == {
+        "service-down", "oom", "port-conflict", "bad-deploy", "dependency-down"}
 
 
 def test_select_drills(tmp_path: Path) -> None:
@@ -458,8 +462,10 @@ def test_the_generated_molecule_files_are_current_and_ports_are_distinct() -> No
     stale = [str(p) for p, text in scaffold.generate(ROOT).items()
              if not p.exists() or p.read_text(encoding="utf-8") != text]
     assert stale == [], "run: python -m incident_runner.drill.scaffold"
-    ports = [load_spec(n, ROOT, {}).host_vars["stack_http_port"] for n in available_drills()]
-    assert len(set(ports)) == len(ports) == len(available_drills())
+    # The table's drills (the docker stack); the systemd drills publish their hosts' own ports.
+    table = [p.parent.name.removeprefix("drill-") for p in scaffold.generate(ROOT)]
+    ports = [load_spec(n, ROOT, {}).host_vars["stack_http_port"] for n in table]
+    assert len(set(ports)) == len(ports) == len(table)
     assert all(scaffold.BASE_PORT <= p < scaffold.BASE_PORT + scaffold.MAX_DRILLS for p in ports)
 
 

@@ -1,0 +1,1 @@
+../../free_port/library/port_holder.py
