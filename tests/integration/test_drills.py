@@ -103,7 +103,8 @@ def test_drill_all_is_green_and_every_drill_is_in_stats(_state_under_tmp: Path) 
     assert {r["kind"] for r in rows} == {"drill"}
     assert _drill_leftovers([f"ir-drill-{n}" for n in results]) == {}
     for name in (n for n in results if n.startswith("systemd-")):
-        label = f"label=io.incident-runner.systemd-hosts=ir-sd-drill-{name.removeprefix('systemd-')}"
+        host = f"ir-sd-drill-{name.removeprefix('systemd-')}"
+        label = f"label=io.incident-runner.systemd-hosts={host}"
         assert docker("ps", "-aq", "--filter", label) == "", name
     # The docs/drills.md table, as the tool writes it: one row per drill with its outcome.
     markdown = table.read_text(encoding="utf-8")
