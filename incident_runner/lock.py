@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from incident_runner.timeutil import now_iso
 
@@ -77,6 +77,38 @@ class LockBusyError(Exception):
                          f"{describe_holder(holder)}; {why}")
 
 
+class Waiting(Protocol):
+    """A lock being taken: what a waiter learns about the holder (read and written)."""
+
+    @property
+    def contended(self) -> bool: ...
+    @contended.setter
+    def contended(self, value: bool) -> None: ...
+    @property
+    def last_holder(self) -> dict[str, Any]: ...
+    @last_holder.setter
+    def last_holder(self, value: dict[str, Any]) -> None: ...
+
+
+def poll(lock: Waiting, key: str, take: Callable[[], bool], who: Callable[[], dict[str, Any]],
+         deadline: float, started: float, cancel: threading.Event | None,
+         on_wait: Callable[[str, dict[str, Any]], None] | None) -> None:
+    """Try ``take`` until it succeeds; say once whom we wait for; give up at the deadline
+    or on cancel (LockBusyError). Shared by the flock and the PostgreSQL locks."""
+    announced = False
+    while not take():
+        holder = who()
+        lock.contended = True
+        lock.last_holder = holder or lock.last_holder
+        if not announced and on_wait is not None:
+            on_wait(key, holder)
+        announced = True
+        cancelled = cancel is not None and cancel.is_set()
+        if cancelled or time.monotonic() >= deadline:
+            raise LockBusyError(key, holder, time.monotonic() - started, cancelled)
+        time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
 @dataclass
 class TargetLock:
     """Holds flocks on a set of keys; ``close()`` releases them (idempotent)."""
@@ -119,28 +151,19 @@ class TargetLock:
         path = lock_path(self.root, key)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        announced = False
+        def take() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    pass
-                else:
-                    return fd
-                holder = read_holder(path)
-                self.contended = True
-                self.last_holder = holder or self.last_holder
-                if not announced and on_wait is not None:
-                    on_wait(key, holder)
-                announced = True
-                cancelled = cancel is not None and cancel.is_set()
-                if cancelled or time.monotonic() >= deadline:
-                    raise LockBusyError(key, holder, time.monotonic() - started, cancelled)
-                time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            poll(self, key, take, lambda: read_holder(path), deadline, started, cancel, on_wait)
         except BaseException:
             os.close(fd)
             raise
+        return fd
 
     def ensure_held(self) -> None:
         """Fencing check before a step: a flock lasts as long as this process (no-op)."""

@@ -41,7 +41,7 @@ from psycopg.rows import dict_row
 
 from incident_runner.errors import InputError
 from incident_runner.history import IncidentRow, _since_epoch, index_rows
-from incident_runner.lock import POLL_SECONDS, LockBusyError
+from incident_runner.lock import poll
 from incident_runner.store.base import LockLostError, OnWait, StoreUnavailableError
 from incident_runner.timeutil import now_iso
 
@@ -349,22 +349,13 @@ class PostgresLock:
     def _take(self, key: str, deadline: float, started: float,
               cancel: threading.Event | None, on_wait: OnWait | None) -> None:
         conn = self._session()
-        announced = False
         lock_id = advisory_key("lock", key)
-        while True:
+
+        def take() -> bool:
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
-            if row and row[0]:
-                return
-            holder = self._holder(key)
-            self.contended = True
-            self.last_holder = holder or self.last_holder
-            if not announced and on_wait is not None:
-                on_wait(key, holder)
-            announced = True
-            cancelled = cancel is not None and cancel.is_set()
-            if cancelled or time.monotonic() >= deadline:
-                raise LockBusyError(key, holder, time.monotonic() - started, cancelled)
-            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            return bool(row and row[0])
+
+        poll(self, key, take, lambda: self._holder(key), deadline, started, cancel, on_wait)
 
     def _holder(self, key: str) -> dict[str, Any]:
         row = self._session().execute("SELECT holder FROM ir_lock_holders WHERE key = %s",
