@@ -145,12 +145,26 @@ def phases(incident_dir: Path, started_wall: float, ended_wall: float) -> dict[s
 
     out = {"startup": ts(events[0]) - started_wall}
     opened: dict[str, float] = {}
+    look: list[float] = []  # the symptom check and diagnostics run at once: one span
     for event in events:
-        if event.get("kind") == "step_started":
+        kind = event.get("kind")
+        if kind == "step_started":
             opened[str(event["step"])] = ts(event)
-        elif event.get("kind") == "step_finished" and str(event["step"]) in opened:
+        elif kind == "step_finished" and str(event["step"]) in opened:
             phase = str(event.get("phase") or "other")
-            out[phase] = out.get(phase, 0.0) + ts(event) - opened.pop(str(event["step"]))
+            began = opened.pop(str(event["step"]))
+            if phase == "diagnose":
+                look += [began, ts(event)]
+            else:
+                out[phase] = out.get(phase, 0.0) + ts(event) - began
+        elif kind in {"symptom", "verify_result"} and event.get("started"):
+            began = ts({"ts": event["started"]})
+            if kind == "symptom":
+                look += [began, ts(event)]
+            else:  # the runner's own HTTP checks (a verify playbook is a step above)
+                out["verify"] = out.get("verify", 0.0) + ts(event) - began
+    if look:
+        out["look (symptom check + diagnostics)"] = max(look) - min(look)
     out["journal/report"] = ended_wall - ts(events[-1])
     out["other"] = (ended_wall - started_wall) - sum(out.values())
     return out

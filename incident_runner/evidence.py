@@ -26,6 +26,7 @@ from incident_runner.incident import Incident
 from incident_runner.layout import DIAGNOSTICS_DIR
 from incident_runner.paths import roles_dir
 from incident_runner.scenario import Check
+from incident_runner.timeutil import now_iso
 
 LOG = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def confirm_symptom(incident: Incident) -> bool:
     """True when the symptom is there (a check fails); records what was seen."""
     s = incident.scenario
     checks = s.symptom_checks or s.verify.checks
+    started = now_iso()
     results = run_checks(_checks(incident, checks), confirm=True)
     confirmed = not all(r.healthy for r in results)
     failing = [r.message for r in results if not r.healthy]
@@ -48,7 +50,7 @@ def confirm_symptom(incident: Incident) -> bool:
         r.message for r in results)
     incident.record("symptom", say=seen, label="symptom " + ("seen" if confirmed else "absent"),
                     ok=confirmed, confirmed=confirmed, checks=[r.as_event() for r in results],
-                    reason=seen)
+                    reason=seen, started=started)
     return confirmed
 
 

@@ -17,6 +17,7 @@ from incident_runner.incident import Incident
 from incident_runner.paths import playbooks_dir
 from incident_runner.scenario import Step
 from incident_runner.status import Status
+from incident_runner.timeutil import now_iso
 
 # Failures by which a step refuses because only a human can decide (never guess):
 # the runner escalates at once instead of climbing on.
@@ -38,6 +39,7 @@ def escalate(incident: Incident, reason: str, trigger: str, after: str | None = 
 def verify(incident: Incident, label: str) -> bool:
     """HTTP checks from the runner, then the scenario's verify playbook if it has one."""
     s = incident.scenario
+    started = now_iso()
     healthy, results = check_health(incident, label)
     details = [r.message for r in results]
     if healthy and s.verify.playbook:
@@ -49,7 +51,7 @@ def verify(incident: Incident, label: str) -> bool:
         details += [t.message for t in run.tasks if t.message][-3:]
     incident.record("verify_result", say="; ".join(details[:2]), label="verify", ok=healthy,
                     step=label, healthy=healthy, details=details[-5:],
-                    checks=[r.as_event() for r in results])
+                    checks=[r.as_event() for r in results], started=started)
     return healthy
 
 
