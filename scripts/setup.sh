@@ -117,6 +117,7 @@ main() {
   step docker-engine docker_engine
   step compose-v2 compose_plugin
   step staging-images staging_images
+  step queue-images env IR_VENV="$VENV" bash "$ROOT/scripts/setup_queues.sh"
 }
 
 main "$@"
