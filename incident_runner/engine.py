@@ -52,7 +52,10 @@ LOG = logging.getLogger(__name__)
 
 # Failures by which a step refuses because only a human can decide (never guess):
 # the runner escalates at once instead of climbing on.
-ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),)
+ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),
+                    re.compile(r"redis unreachable at \S+"))
+# A step that found bad input (an unknown queue or workflow name) fails with this.
+BAD_INPUT = re.compile(r"bad input: .*")
 
 
 class Reporter(Protocol):
@@ -334,6 +337,8 @@ class Incident:
                                      reason=f"step {run.status}")
                 continue
             if self.verify(f"after-{step.name}") and self._stable(step.name):
+                if self.scenario.escalate_after_containment:
+                    return self._contained(step, run)
                 self.timeline.append("decision", decision="resolved", after=step.name,
                                      reason="verification passed")
                 return "resolved", step.name, f"verified healthy after {step.name}"
@@ -476,8 +481,21 @@ class Incident:
         if self.lock is not None:
             self.lock.close()
 
+    def _contained(self, step: Step, run: PlaybookRun) -> tuple[str, str | None, str]:
+        """A verified containment step: escalate with what it did (its last message)."""
+        did = next((t.message for t in reversed(run.tasks) if t.message), "")
+        reason = (f"contained by {step.name} (verified): {did}; "
+                  f"{self.scenario.escalation_reason or 'a human must take over'}")
+        self.timeline.append("decision", decision="escalate", after=step.name, reason=reason,
+                             trigger="contained")
+        return "escalated", None, reason
+
     def _refused(self, step: Step, run: PlaybookRun) -> str | None:
         """A step that refused because a human must decide: the reason to escalate now."""
+        bad = next((m for f in run.failures if (m := BAD_INPUT.search(f))), None)
+        if bad is not None:  # e.g. an unknown queue or workflow name: exit 2, not a guess
+            raise InputError(bad.group(0), source=str(self.scenario.source),
+                             field=f"step {step.name}")
         refusal = next((f for f in run.failures if any(p.search(f) for p in ESCALATE_AT_ONCE)),
                        None)
         if refusal is None:

@@ -79,6 +79,9 @@ class Scenario:
     diagnostics_vars: dict[str, Any] = field(default_factory=dict)
     no_local_fix: bool = False
     escalation_reason: str = ""
+    # Containment (pause a queue, disable a workflow): a verified step stops the
+    # damage but a human must finish, so the incident escalates instead of resolving.
+    escalate_after_containment: bool = False
     notify: bool = True
     flap_max: int | None = None
     flap_window_minutes: float | None = None
@@ -141,6 +144,7 @@ def parse_scenario(data: Any, source: Path) -> Scenario:
         diagnostics_vars=dict(diagnostics.get("vars") or {}),
         no_local_fix=bool(escalation.get("no_local_fix", False)),
         escalation_reason=escalation.get("reason", ""),
+        escalate_after_containment=bool(escalation.get("after_containment", False)),
         notify=bool(escalation.get("notify", True)),
         flap_max=flap.get("max_remediations"), flap_window_minutes=flap.get("window_minutes"),
         lock=data.get("lock"), seeds=tuple(data.get("seeds", [])),
