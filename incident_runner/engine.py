@@ -337,11 +337,7 @@ class Incident:
                                      reason=f"step {run.status}")
                 continue
             if self.verify(f"after-{step.name}") and self._stable(step.name):
-                if self.scenario.escalate_after_containment:
-                    return self._contained(step, run)
-                self.timeline.append("decision", decision="resolved", after=step.name,
-                                     reason="verification passed")
-                return "resolved", step.name, f"verified healthy after {step.name}"
+                return self._verified(step, run)
             self.timeline.append("decision", decision="next_step", after=step.name,
                                  reason="verification failed")
         if self.request.check and stop is None:
@@ -481,8 +477,12 @@ class Incident:
         if self.lock is not None:
             self.lock.close()
 
-    def _contained(self, step: Step, run: PlaybookRun) -> tuple[str, str | None, str]:
-        """A verified containment step: escalate with what it did (its last message)."""
+    def _verified(self, step: Step, run: PlaybookRun) -> tuple[str, str | None, str]:
+        """Resolved; or, for containment, escalated with what the step did (its last message)."""
+        if not self.scenario.escalate_after_containment:
+            self.timeline.append("decision", decision="resolved", after=step.name,
+                                 reason="verification passed")
+            return "resolved", step.name, f"verified healthy after {step.name}"
         did = next((t.message for t in reversed(run.tasks) if t.message), "")
         reason = (f"contained by {step.name} (verified): {did}; "
                   f"{self.scenario.escalation_reason or 'a human must take over'}")

@@ -28,11 +28,12 @@ import redis
 from bullmq import Queue
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379")
-WORKFLOWS = [w for w in os.environ.get("WORKFLOWS", "ingest-orders,sync-crm,send-digest").split(",") if w]
+WORKFLOWS = [w for w in os.environ.get("WORKFLOWS", "ingest-orders,sync-crm,send-digest").split(",")
+             if w]
 FEED_QUEUES = [q for q in os.environ.get("FEED_QUEUES", "ingest,notifications").split(",") if q]
 PORT = int(os.environ.get("PORT", "8080"))
-EVERY = float(os.environ.get("EVERY", "0.5"))
-FEED_EVERY = float(os.environ.get("FEED_EVERY", "0.25"))
+EVERY = float(os.environ.get("EVERY", "1"))
+FEED_EVERY = float(os.environ.get("FEED_EVERY", "0.5"))
 FAILING_AFTER = 3  # consecutive failed runs: "failing consistently"
 
 R = redis.Redis.from_url(REDIS_URL, decode_responses=True)
@@ -83,6 +84,10 @@ async def feed() -> None:
         await asyncio.sleep(FEED_EVERY)
 
 
+def unreachable(exc: Exception) -> dict[str, str]:
+    return {"status": f"redis unreachable at {REDIS_URL}", "error": str(exc)[:200]}
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "ir-staging-flows"
 
@@ -97,7 +102,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         try:
             if self.path == "/health":
                 R.ping()
@@ -121,9 +126,9 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.reply(404, {"error": "not found"})
         except redis.RedisError as exc:
-            self.reply(503, {"status": "redis unreachable", "error": str(exc)[:200]})
+            self.reply(503, unreachable(exc))
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+    def do_POST(self) -> None:
         parts = self.path.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "workflows" or parts[2] not in {"activate", "deactivate"}:
             self.reply(404, {"error": "not found"})
@@ -137,7 +142,7 @@ class Handler(BaseHTTPRequestHandler):
             R.hset("ir:workflows", name, want)
             self.reply(200, {**workflow(name), "changed": before != want})
         except redis.RedisError as exc:
-            self.reply(503, {"status": "redis unreachable", "error": str(exc)[:200]})
+            self.reply(503, unreachable(exc))
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ async def queue_counts(conn: aioredis.Redis) -> dict[str, Any]:
             "last_bad": float(await conn.get("ir:last_bad") or 0)}
 
 
-def make_processor(name: str, conn: aioredis.Redis):  # noqa: ANN201 (bullmq callback)
+def make_processor(name: str, conn: aioredis.Redis):
     async def process(job: Any, _token: str) -> dict[str, Any]:
         if await conn.hdel("ir:knobs", "hang"):
             STATE["wedged"] = True
@@ -101,11 +101,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         try:
             snap = asyncio.run_coroutine_threadsafe(queue_counts(CONN), LOOP).result(timeout=3)
-        except Exception as exc:  # noqa: BLE001 (report any Redis failure as 503)
-            self.reply(503, {"status": "redis unreachable", "error": str(exc)[:200]})
+        except Exception as exc:
+            self.reply(503, {"status": f"redis unreachable at {REDIS_URL}",
+                             "error": str(exc)[:200]})
             return
         if self.path == "/queues":
             self.reply(200, snap)

@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 module: bullmq_queue
 short_description: Pause, resume or watch BullMQ queues on Redis
@@ -13,19 +19,24 @@ description:
   - C(state=watch) changes nothing; it proves over O(watch_seconds) that a paused
     queue processes nothing and loses nothing, or that a running queue drains.
 options:
-  redis_url: {type: str, required: true, description: Redis URL, e.g. redis://127.0.0.1:6379.}
-  names: {type: list, elements: str, required: true, description: Queue names; C(*) means every BullMQ queue in Redis.}
-  state: {type: str, choices: [info, paused, resumed, watch], default: info, description: What to do.}
+  redis_url: {type: str, required: true, description: Redis URL.}
+  names:
+    type: list
+    elements: str
+    required: true
+    description: Queue names; C(*) means every BullMQ queue in Redis.
+  state:
+    type: str
+    choices: [info, paused, resumed, watch]
+    default: info
+    description: What to do.
   prefix: {type: str, default: bull, description: BullMQ key prefix.}
   watch_seconds: {type: float, default: 3, description: Length of the watch window.}
-  settle_seconds: {type: float, default: 10, description: How long a watch waits for jobs active at the pause to finish.}
+  settle_seconds:
+    type: float
+    default: 10
+    description: How long a watch waits for the jobs active at the pause to finish.
 """
-
-import asyncio
-import time
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
 
 COUNT_TYPES = ("waiting", "paused", "active", "delayed", "prioritized", "failed", "completed")
 
@@ -39,8 +50,11 @@ def total(c: dict[str, int]) -> int:
 
 
 def line(c: dict[str, Any]) -> str:
-    return (f"waiting {backlog(c)}, active {c['active']}, failed {c['failed']}, "
-            f"completed {c['completed']}")
+    """Counts as waiting/active/failed/completed (waiting includes paused jobs)."""
+    return f"{backlog(c)}/{c['active']}/{c['failed']}/{c['completed']}"
+
+
+COUNTS = "waiting/active/failed/completed"
 
 
 class Queues:
@@ -83,7 +97,7 @@ async def run(module: AnsibleModule) -> dict[str, Any]:
     q = Queues(p["redis_url"], p["prefix"])
     try:
         await q.conn.ping()
-    except Exception as exc:  # noqa: BLE001 (any connection error means unreachable)
+    except Exception as exc:
         module.fail_json(msg=f"redis unreachable at {p['redis_url']}: {exc}")
     known = await q.known()
     names = known if p["names"] == ["*"] else p["names"]
@@ -107,14 +121,15 @@ async def run(module: AnsibleModule) -> dict[str, Any]:
             done = verb if entry.get("changed") else f"already {verb}"
             if module.check_mode and entry.get("changed"):
                 done = f"would be {verb}"
-            summary.append(f"{name} {done} (before: {line(before)}; after: {line(entry['after'])})")
+            summary.append(f"{name} {done} {line(before)} -> {line(entry['after'])}")
         elif state == "watch":
             entry.update(await watch(q, name, before, p["watch_seconds"], p["settle_seconds"]))
             summary.append(entry["summary"])
         else:
-            summary.append(f"{name}: {'paused' if before['is_paused'] else 'running'}, {line(before)}")
+            now = "paused" if before["is_paused"] else "running"
+            summary.append(f"{name} {now} {line(before)}")
         result["queues"][name] = entry
-    result["msg"] = "; ".join(summary) or "no queue"
+    result["msg"] = f"{COUNTS}: " + ("; ".join(summary) or "no queue")
     bad = [e["summary"] for e in result["queues"].values() if e.get("ok") is False]
     if bad:
         module.fail_json(msg="; ".join(bad), **{k: v for k, v in result.items() if k != "msg"})
@@ -137,9 +152,8 @@ async def watch(q: Queues, name: str, before: dict[str, Any], seconds: float,
         processed = (end["completed"] + end["failed"]) - (start["completed"] + start["failed"])
         lost = total(start) - total(end)
         ok = end["is_paused"] and processed == 0 and lost <= 0 and end["active"] == 0
-        summary = (f"{name} paused for {seconds:g}s: {processed} job(s) processed, "
-                   f"{max(lost, 0)} lost; backlog kept {backlog(start)} -> {backlog(end)} "
-                   f"(before: {line(start)}; after: {line(end)})")
+        summary = (f"{name} over {seconds:g}s: {processed} processed, {max(lost, 0)} lost, "
+                   f"{line(start)} -> {line(end)}")
         if not ok:
             summary = f"{name} NOT contained: {summary}"
         return {"start": start, "end": end, "processed": processed, "lost": max(lost, 0),
@@ -154,8 +168,7 @@ async def watch(q: Queues, name: str, before: dict[str, Any], seconds: float,
             break
     processed = (end["completed"] + end["failed"]) - (before["completed"] + before["failed"])
     ok = processed > 0 or (backlog(end) == 0 and end["active"] == 0)
-    summary = (f"{name} running: {processed} job(s) processed in the window "
-               f"(before: {line(before)}; after: {line(end)})")
+    summary = f"{name} running: {processed} processed, {line(before)} -> {line(end)}"
     if not ok:
         summary = f"{name} NOT draining: {summary}"
     return {"start": before, "end": end, "processed": processed, "ok": ok, "summary": summary}
@@ -177,7 +190,7 @@ def main() -> None:
     try:
         import bullmq  # noqa: F401, PLC0415
     except ImportError:
-        module.fail_json(msg="the bullmq Python package is missing on the target (pip install bullmq)")
+        module.fail_json(msg="the bullmq Python package is missing on the target")
     module.exit_json(**asyncio.run(run(module)))
 
 

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 module: redis_queue_info
 short_description: Read Redis health and BullMQ queue depths
@@ -14,11 +19,6 @@ options:
   redis_url: {type: str, required: true, description: Redis URL.}
   prefix: {type: str, default: bull, description: BullMQ key prefix.}
 """
-
-import asyncio
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
 
 COUNT_TYPES = ("waiting", "paused", "active", "delayed", "prioritized", "failed", "completed")
 INFO_KEYS = ("redis_version", "uptime_in_seconds", "connected_clients", "blocked_clients",
@@ -65,11 +65,11 @@ def main() -> None:
     try:
         import bullmq  # noqa: F401, PLC0415
     except ImportError:
-        module.fail_json(msg="the bullmq Python package is missing on the target (pip install bullmq)")
+        module.fail_json(msg="the bullmq Python package is missing on the target")
     url = module.params["redis_url"]
     try:
         data = asyncio.run(read(url, module.params["prefix"]))
-    except Exception as exc:  # noqa: BLE001 (any connection error means unreachable)
+    except Exception as exc:
         module.fail_json(msg=f"redis unreachable at {url}: {exc}")
     info = data["info"]
     depths = ", ".join(
