@@ -2,15 +2,18 @@
 
 Named workflows (``WORKFLOWS``) run on a schedule (every ``EVERY`` s) while
 active; activation lives in Redis (``ir:workflows``), so it survives restarts.
-The knob ``workflow_fail`` (Redis hash ``ir:knobs``) makes one workflow fail
-on every run. The app is also the producer feeding the BullMQ queues
-(``FEED_QUEUES``, one job per queue every ``FEED_EVERY`` s; knob ``feed=off``
-stops it), counting what it added in ``ir:produced:<queue>``.
+The knob ``workflow_fail`` (Redis key ``ir:knob:workflow_fail``) makes one
+workflow fail on every run; ``leaked`` makes ``/security`` report a leaked
+credential (what a secret scanner would alert on). The app is also the
+producer feeding the BullMQ queues (``FEED_QUEUES``, one job per queue every
+``FEED_EVERY`` s; the knob ``feed`` = off stops it), counting what it added in
+``ir:produced:<queue>``.
 
 HTTP on ``PORT``: ``GET /health``; ``GET /workflows``; ``GET /workflows/NAME``;
 ``POST /workflows/NAME/activate`` and ``/deactivate`` (404 for an unknown
 name); ``GET /workflows/health`` (500 while an active workflow's last 3 runs
-failed or an active workflow has not run for 3 periods).
+failed or an active workflow has not run for 3 periods); ``GET /security``
+(500 while the ``leaked`` knob is set).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def workflow(name: str) -> dict[str, Any]:
 def run_workflows() -> None:
     while True:
         try:
-            fail = R.hget("ir:knobs", "workflow_fail") or ""
+            fail = R.get("ir:knob:workflow_fail") or ""
             for name in WORKFLOWS:
                 if R.hget("ir:workflows", name) != "1":
                     continue
@@ -74,7 +77,7 @@ async def feed() -> None:
     n = 0
     while True:
         try:
-            if R.hget("ir:knobs", "feed") != "off":
+            if R.get("ir:knob:feed") != "off":
                 n += 1
                 for name, queue in queues.items():
                     await queue.add("record", {"n": n, "at": time.time()})
@@ -107,6 +110,10 @@ class Handler(BaseHTTPRequestHandler):
             if self.path == "/health":
                 R.ping()
                 self.reply(200, {"status": "ok"})
+            elif self.path == "/security":
+                leaked = bool(R.get("ir:knob:leaked"))
+                self.reply(500 if leaked else 200,
+                           {"status": "credential leaked" if leaked else "ok"})
             elif self.path == "/workflows":
                 self.reply(200, [workflow(n) for n in WORKFLOWS])
             elif self.path == "/workflows/health":

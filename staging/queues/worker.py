@@ -1,11 +1,11 @@
 """Staging BullMQ worker for incident-runner drills (seed 003).
 
 One official-BullMQ-for-Python ``Worker`` per queue (``QUEUES``), talking to a
-real Redis (``REDIS_URL``). Misbehaviour comes from knobs in the Redis hash
-``ir:knobs``, so a fault survives a worker restart the way bad input does:
+real Redis (``REDIS_URL``). Misbehaviour comes from knobs, Redis keys
+``ir:knob:<name>``, so a fault survives a worker restart the way bad input does:
 ``bad_data`` (a queue name or ``*``: its jobs write bad records), ``fail``
 (a queue name or ``*``: its jobs raise). ``hang`` is taken once by the
-next job (HDEL): that process wedges until it is restarted, as a stuck worker
+next job (DEL): that process wedges until it is restarted, as a stuck worker
 does.
 
 HTTP on ``PORT``: ``/health`` (503 while a queue that is not paused has a
@@ -67,17 +67,17 @@ async def queue_counts(conn: aioredis.Redis) -> dict[str, Any]:
 
 def make_processor(name: str, conn: aioredis.Redis):
     async def process(job: Any, _token: str) -> dict[str, Any]:
-        if await conn.hdel("ir:knobs", "hang"):
+        if await conn.delete("ir:knob:hang"):
             STATE["wedged"] = True
         if STATE["wedged"]:
             sys.stderr.write(f"worker wedged on {name} job {job.id}\n")
             await asyncio.Event().wait()  # stuck until the process is restarted
-        knobs = await conn.hgetall("ir:knobs")
+        fail, bad_data = await conn.mget("ir:knob:fail", "ir:knob:bad_data")
         await asyncio.sleep(JOB_MS / 1000)
-        if knob_applies(knobs.get("fail"), name):
+        if knob_applies(fail, name):
             STATE["last_done"][name] = time.time()
             raise RuntimeError("failing on purpose (knob fail)")
-        bad = knob_applies(knobs.get("bad_data"), name)
+        bad = knob_applies(bad_data, name)
         await conn.hincrby("ir:records", "bad" if bad else "good", 1)
         if bad:
             await conn.set("ir:last_bad", time.time())

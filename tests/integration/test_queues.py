@@ -45,7 +45,7 @@ class QueueStack(Stack):
 
     def knob(self, **values: str) -> None:
         with Redis.from_url(self.redis_url) as conn:
-            conn.hset("ir:knobs", mapping=values)
+            conn.mset({f"ir:knob:{k}": v for k, v in values.items()})
 
     def counts(self, name: str) -> dict[str, Any]:
         async def read() -> dict[str, Any]:
