@@ -12,8 +12,11 @@ bash scripts/setup.sh
 source .venv/bin/activate
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
+# The queue scenarios (docs/queues.md) need Redis, the worker and the workflows app.
+stack_args=()
+case "$SCENARIO" in queue-*|workflow-*|credential-leak) stack_args=(-e stack_queues=true) ;; esac
 echo "demo: bringing the staging stack up (inventories/staging)"
-ansible-playbook playbooks/stack.yml >/dev/null
+ansible-playbook playbooks/stack.yml "${stack_args[@]}" >/dev/null
 echo "demo: injecting the '$SCENARIO' fault"
 ansible-playbook "playbooks/faults/$SCENARIO.yml" >/dev/null
 code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/api/health || true)
