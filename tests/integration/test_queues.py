@@ -189,6 +189,7 @@ def test_redis_down_escalates_and_changes_nothing(qstack: QueueStack) -> None:
         mitigate = [s for s in journal["steps"] if s["phase"] == "mitigate"]
         assert [s["changed"] for s in mitigate] == [0], mitigate
         assert not (Path(summary["dir"]) / "paused_queues.json").exists()
-        assert http_json(f"{qstack.url}/worker/health")["status"].startswith("redis unreachable")
+        health = http_json(f"{qstack.url}/worker/health", timeout=10)
+        assert str(health["status"]).startswith("redis unreachable"), health
     finally:
         docker("start", redis)
