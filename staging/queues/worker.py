@@ -32,7 +32,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://redis:6379")
 QUEUES = [q for q in os.environ.get("QUEUES", "ingest,notifications").split(",") if q]
 PORT = int(os.environ.get("PORT", "8080"))
 JOB_MS = int(os.environ.get("JOB_MS", "20"))
-STUCK_AFTER = float(os.environ.get("STUCK_AFTER", "3"))
+STUCK_AFTER = float(os.environ.get("STUCK_AFTER", "5"))
 COUNT_TYPES = ("waiting", "paused", "active", "delayed", "prioritized", "failed", "completed")
 # Short locks: a job held by a killed worker is back in the queue within seconds.
 WORKER_OPTS = {"lockDuration": 4000, "stalledInterval": 4000, "maxStalledCount": 5,
