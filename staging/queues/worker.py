@@ -40,6 +40,7 @@ WORKER_OPTS = {"lockDuration": 4000, "stalledInterval": 4000, "maxStalledCount":
 
 LOOP = asyncio.new_event_loop()
 STATE: dict[str, Any] = {"started": time.time(), "last_done": {}, "wedged": False}
+READERS: dict[str, Queue] = {}
 
 
 def knob_applies(value: str | None, queue: str) -> bool:
@@ -49,12 +50,11 @@ def knob_applies(value: str | None, queue: str) -> bool:
 async def queue_counts(conn: aioredis.Redis) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in QUEUES:
-        queue = Queue(name, {"connection": REDIS_URL})
-        try:
-            counts = await queue.getJobCounts(*COUNT_TYPES)
-            paused = await queue.isPaused()
-        finally:
-            await queue.close()
+        # One long-lived Queue per name: a new one loads BullMQ's scripts each time,
+        # too slow for a health probe on a busy machine.
+        queue = READERS.setdefault(name, Queue(name, {"connection": REDIS_URL}))
+        counts = await queue.getJobCounts(*COUNT_TYPES)
+        paused = await queue.isPaused()
         produced = int(await conn.get(f"ir:produced:{name}") or 0)
         out[name] = {**{t: int(counts.get(t, 0)) for t in COUNT_TYPES}, "is_paused": bool(paused),
                      "produced": produced,
@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         try:
             # Short: with Redis down the client retries for long; answer 503 first.
-            snap = asyncio.run_coroutine_threadsafe(queue_counts(CONN), LOOP).result(timeout=1.5)
+            snap = asyncio.run_coroutine_threadsafe(queue_counts(CONN), LOOP).result(timeout=1.8)
         except Exception as exc:
             self.reply(503, {"status": f"redis unreachable at {REDIS_URL}",
                              "error": str(exc)[:200]})
