@@ -247,6 +247,7 @@ def remediate(request: RemediateRequest, reporter: Reporter | None = None,
                      f"{outcome.status}: {incident.redactor.text(outcome.reason)}")
     return IncidentResult(
         incident_id=incident.incident_id, scenario=scenario.id, status=str(outcome.status),
-        exit_code=exit_code(outcome.status), incident_dir=incident.dir, reports=reports,
+        exit_code=ExitCode.BAD_INPUT if outcome.bad_input else exit_code(outcome.status),
+        incident_dir=incident.dir, reports=reports,
         journal=journal,
     )

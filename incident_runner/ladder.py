@@ -21,7 +21,10 @@ from incident_runner.timeutil import now_iso
 
 # Failures by which a step refuses because only a human can decide (never guess):
 # the runner escalates at once instead of climbing on.
-ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),)
+ESCALATE_AT_ONCE = (re.compile(r"no good commit recorded for env \S+"),
+                    re.compile(r"redis unreachable at \S+"))
+# A step that found bad input (an unknown queue or workflow name) fails with this: exit 2.
+BAD_INPUT = re.compile(r"bad input: .*")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Outcome:
     status: Status
     reason: str
     resolved_by: str | None = None
+    bad_input: bool = False  # a step refused a name it does not know: exit 2, not a guess
 
 
 def escalate(incident: Incident, reason: str, trigger: str, after: str | None = None) -> Outcome:
@@ -66,6 +70,18 @@ def _stable(incident: Incident, after: str) -> bool:
     return verify(incident, f"stable-after-{after}")
 
 
+def _verified(incident: Incident, step: Step, run: PlaybookRun) -> Outcome:
+    """Resolved; or, for a containment (a paused queue, a disabled workflow), escalated with
+    what the step did: the data check is a human's."""
+    if not incident.scenario.escalate_after_containment:
+        incident.recorder.decision("resolved", "verification passed", after=step.name)
+        return Outcome(Status.RESOLVED, f"verified healthy after {step.name}", step.name)
+    did = next((t.message for t in reversed(run.tasks) if t.message), "")
+    reason = (f"contained by {step.name} (verified): {did}; "
+              f"{incident.scenario.escalation_reason or 'a human must take over'}")
+    return escalate(incident, reason, "contained", step.name)
+
+
 def _before_step(incident: Incident, step: Step) -> Outcome | None:
     """Time budget and approval before a step; an escalation instead, else None."""
     if incident.budget.expired:
@@ -101,6 +117,11 @@ def _window_passed(incident: Incident) -> str | None:
 
 def _refused(incident: Incident, step: Step, run: PlaybookRun) -> Outcome | None:
     """A step that cannot go on without a human: unreachable hosts, or a refusal."""
+    bad = next((m.group(0) for f in run.failures if (m := BAD_INPUT.search(f))), None)
+    if bad is not None:  # e.g. an unknown queue or workflow name
+        incident.recorder.decision("stop", f"{bad} (step {step.name}); nothing else was run",
+                                   trigger="bad_input", after=step.name)
+        return Outcome(Status.FAILED, f"{bad} (step {step.name})", bad_input=True)
     unreachable = sorted({t.host for t in run.tasks if t.status == "unreachable"})
     if unreachable:
         reason = (f"unreachable: {', '.join(unreachable)} during {step.name} "
@@ -175,8 +196,7 @@ def climb(incident: Incident) -> Outcome:  # noqa: PLR0911 (each rail ends the c
             incident.recorder.decision("next_step", f"step {run.status}", after=step.name)
             continue
         if verify(incident, f"after-{step.name}") and _stable(incident, step.name):
-            incident.recorder.decision("resolved", "verification passed", after=step.name)
-            return Outcome(Status.RESOLVED, f"verified healthy after {step.name}", step.name)
+            return _verified(incident, step, run)
         incident.recorder.decision("next_step", "verification failed", after=step.name)
     if check:
         return Outcome(Status.CHECKED, _check_reason(notes, would_change))

@@ -114,6 +114,9 @@ class Scenario:
     confirm: bool = True  # false: act without confirming (confirm_reason says why)
     confirm_reason: str = ""
     escalation_reason: str = ""
+    # Containment (pause a queue, disable a workflow): a verified step stops the
+    # damage but a human must finish, so the incident escalates instead of resolving.
+    escalate_after_containment: bool = False
     notify: bool = True
     flap_max: int | None = None
     flap_window_minutes: float | None = None
@@ -209,6 +212,7 @@ def _diagnostics_fields(diagnostics: dict[str, Any]) -> dict[str, Any]:
 def _escalation_fields(escalation: dict[str, Any], notify: bool = True) -> dict[str, Any]:
     return {"no_local_fix": bool(escalation.get("no_local_fix", False)),
             "escalation_reason": escalation.get("reason", ""),
+            "escalate_after_containment": bool(escalation.get("after_containment", False)),
             "notify": bool(escalation.get("notify", notify))}
 
 

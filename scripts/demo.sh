@@ -33,8 +33,11 @@ if [ "$PLATFORM" = systemd ]; then
   ansible-playbook playbooks/systemd_hosts.yml >/dev/null
   ansible-playbook -i "$INVENTORY" playbooks/faults/systemd-clear.yml >/dev/null
 else
+  # The queue scenarios (docs/queues.md) need Redis, the worker and the workflows app.
+  stack_args=()
+  case "$SCENARIO" in queue-*|workflow-*|credential-leak) stack_args=(-e stack_queues=true) ;; esac
   echo "demo: bringing the staging stack up (inventories/staging)"
-  ansible-playbook playbooks/stack.yml >/dev/null
+  ansible-playbook playbooks/stack.yml "${stack_args[@]}" >/dev/null
 fi
 if [ ! -f "$FAULT" ]; then echo "demo: no fault playbook $FAULT" >&2; exit 2; fi
 echo "demo: injecting the '$SCENARIO' fault"

@@ -120,6 +120,7 @@ main() {
   step staging-images staging_images
   step alerting bash "$ROOT/scripts/alerting.sh"  # Prometheus, Alertmanager, blackbox exporter (serve's tests)
   step systemd-hosts bash "$ROOT/scripts/setup_systemd_hosts.sh"
+  step queue-images env IR_VENV="$VENV" bash "$ROOT/scripts/setup_queues.sh"
 }
 
 main "$@"
