@@ -15,6 +15,7 @@ keys, so two stacks sharing a state dir never block each other, and drills
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ def resolve_target(inventory: Path, scenario: Scenario, *, limit: str | None = N
                    extra_vars: dict[str, Any] | None = None, drill: bool = False,
                    vault_password_file: Path | None = None) -> Target:
     """Load ``inventory``, select the scenario's hosts (and ``--limit``), render identity vars."""
+    # A pattern matching nothing is our one-line input error below, not Ansible's warnings.
+    os.environ.setdefault("ANSIBLE_HOST_PATTERN_MISMATCH", "ignore")
+    os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "false")
     from ansible.errors import AnsibleError  # noqa: PLC0415
     from ansible.inventory.manager import InventoryManager  # noqa: PLC0415
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
