@@ -37,7 +37,8 @@ def notify(incident: Incident, kind: str, reason: str = "", resolved_by: str | N
     if not incident.scenario.notify or incident.request.check:
         return
     if not url:
-        incident.record("notification", message_kind=kind, delivered=False, channel="none",
+        incident.record("skipped", phase="notify", step=f"notify-{kind}", message_kind=kind,
+                        delivered=False, channel="none",
                         reason=f"no webhook configured (${WEBHOOK_ENV})")
         return
     incident.redactor.add(url)  # webhook URLs carry their token
