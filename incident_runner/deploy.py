@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner.errors import ExecutionError, InputError
-from incident_runner.executor import playbook_play, run_playbook
+from incident_runner.executor import run_playbook
 from incident_runner.layout import TIMELINE_FILE
 from incident_runner.paths import playbooks_dir
+from incident_runner.plays import playbook_play
 from incident_runner.timeline import Timeline
 
 LOG = logging.getLogger(__name__)

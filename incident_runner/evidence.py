@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner import local_module
-from incident_runner.executor import mark_unsafe, role_play
 from incident_runner.health import CheckResult, run_checks
 from incident_runner.incident import Incident
 from incident_runner.layout import DIAGNOSTICS_DIR
 from incident_runner.paths import roles_dir
+from incident_runner.plays import mark_unsafe, role_play
 from incident_runner.scenario import Check
 from incident_runner.timeutil import now_iso
 

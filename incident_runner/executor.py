@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
-import yaml
 
 from incident_runner import playbook_guard
 from incident_runner.ansible_env import install_guard, playbook_env
 from incident_runner.errors import ExecutionError
 from incident_runner.fsutil import write_atomic
+from incident_runner.plays import dump_play, dump_vars
 from incident_runner.procutil import proc_state
 from incident_runner.redaction import Redactor
 from incident_runner.secrets import scrub_artifacts, scrub_file
@@ -59,32 +59,6 @@ BACKSTOP_SECONDS = 30
 GUARD_GRACE_SECONDS = 10.0
 IMPACT_UNKNOWN = "impact_unknown"
 RAN_FOR_REAL = "ran_for_real"
-
-
-class _Unsafe(str):
-    """A string Ansible must never template."""
-
-
-def _unsafe_representer(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.Node:
-    return dumper.represent_scalar("!unsafe", str(value))
-
-
-class _VarsDumper(yaml.SafeDumper):
-    pass
-
-
-_VarsDumper.add_representer(_Unsafe, _unsafe_representer)
-
-
-def mark_unsafe(value: Any) -> Any:
-    """Tag every string in a structure as !unsafe (data, not template)."""
-    if isinstance(value, str):
-        return _Unsafe(value)
-    if isinstance(value, dict):
-        return {k: mark_unsafe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [mark_unsafe(v) for v in value]
-    return value
 
 
 @dataclass
@@ -334,7 +308,7 @@ def run_playbook(
         (private / "project").mkdir(mode=0o700)
         # Values wrapped in mark_unsafe() are written with the !unsafe tag: data, not templates.
         (private / "project" / "main.yml").write_text(
-            yaml.dump(play, Dumper=_VarsDumper, sort_keys=False))
+            dump_play(play))
         # ansible-runner ignores run(settings=...) unless env/settings exists: write the file.
         # No raw stdout file (it is written from the redacted events afterwards); poll the
         # cancel flag and the deadline every POLL_SECONDS.
@@ -345,7 +319,7 @@ def run_playbook(
         cmdline = []
         if data_vars:
             vars_file = private / "extravars.yml"
-            vars_file.write_text(yaml.dump(mark_unsafe(data_vars), Dumper=_VarsDumper))
+            vars_file.write_text(dump_vars(data_vars))
             vars_file.chmod(0o600)
             cmdline += ["-e", f"@{vars_file}"]
         if vault_password_file is not None:
@@ -386,16 +360,3 @@ def run_playbook(
     return PlaybookRun(ident=ident, status=status, rc=rc, started=started, ended=time.time(),
                        check_mode=check, tasks=sink.tasks,
                        artifacts=artifacts_dir / ident)
-
-
-def role_play(name: str, hosts: str, role: str, play_vars: dict[str, Any]) -> list[dict[str, Any]]:
-    """A one-play wrapper running ``role`` on ``hosts`` with scenario vars."""
-    return [{
-        "name": name, "hosts": hosts, "gather_facts": False,
-        "vars": play_vars, "roles": [{"role": role}],
-    }]
-
-
-def playbook_play(playbook: Path, play_vars: dict[str, Any]) -> list[dict[str, Any]]:
-    """A wrapper importing a shipped playbook with scenario vars."""
-    return [{"ansible.builtin.import_playbook": str(playbook), "vars": play_vars}]

@@ -17,16 +17,11 @@ from typing import Any
 
 from incident_runner.config import SafetySettings
 from incident_runner.errors import ExecutionError, InputError
-from incident_runner.executor import (
-    PlaybookRun,
-    mark_unsafe,
-    playbook_play,
-    role_play,
-    run_playbook,
-)
+from incident_runner.executor import PlaybookRun, run_playbook
 from incident_runner.layout import ARTIFACTS_DIR, TIMELINE_FILE, new_incident_dir
 from incident_runner.lock import DEFAULT_LOCK_TIMEOUT
 from incident_runner.paths import playbooks_dir, roles_dir
+from incident_runner.plays import mark_unsafe, playbook_play, role_play
 from incident_runner.recorder import Recorder, Reporter
 from incident_runner.redaction import Redactor
 from incident_runner.safety import ApprovalGate, Budget

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 
 from incident_runner.evidence import check_health
-from incident_runner.executor import PlaybookRun, playbook_play
+from incident_runner.executor import PlaybookRun
 from incident_runner.incident import Incident
 from incident_runner.paths import playbooks_dir
+from incident_runner.plays import playbook_play
 from incident_runner.scenario import Step
 from incident_runner.status import Status
 from incident_runner.timeutil import now_iso

@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from incident_runner.executor import mark_unsafe, role_play
 from incident_runner.incident import Incident
+from incident_runner.plays import mark_unsafe, role_play
 from incident_runner.report import message_templates, render_message
 
 WEBHOOK_ENV = "INCIDENT_RUNNER_WEBHOOK_URL"
