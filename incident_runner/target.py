@@ -93,6 +93,7 @@ def resolve_target(inventory: Path, scenario: Scenario, *, limit: str | None = N
     from ansible.inventory.manager import InventoryManager  # noqa: PLC0415
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
     from ansible.template import Templar  # noqa: PLC0415
+    from ansible.vars.hostvars import HostVars  # noqa: PLC0415
     from ansible.vars.manager import VariableManager  # noqa: PLC0415
 
     loader = DataLoader()
@@ -113,12 +114,18 @@ def resolve_target(inventory: Path, scenario: Scenario, *, limit: str | None = N
         raise InputError(f"no host of the inventory matches {where}",
                          source=str(inventory), field="--limit" if limit else "targets.hosts")
     manager_vars = VariableManager(loader=loader, inventory=manager)
+    # As ansible-playbook does: without it `hostvars` is not a variable.
+    manager_vars._hostvars = HostVars(inventory=manager, variable_manager=manager_vars,
+                                      loader=loader)
     try:
-        variables = dict(manager_vars.get_vars(host=hosts[0], include_hostvars=False))
+        # hostvars and groups too: a check may name another host's variable
+        # ({{ hostvars[groups[target_hosts] | first].systemd_app_url }}).
+        variables = dict(manager_vars.get_vars(host=hosts[0], include_hostvars=True))
     except AnsibleError as exc:
         raise InputError(f"cannot read the inventory's variables: "
                          f"{str(exc).splitlines()[0][:200]}", source=str(inventory),
                          field="--inventory") from None
+    variables["target_hosts"] = scenario.hosts  # as in the runner's plays (plays.py base vars)
     variables.update(extra_vars or {})  # -e wins, as in ansible-playbook; as data, never templated
     templar = Templar(loader=loader, variables=variables)
     partial = Target(inventory=inventory, pattern=scenario.hosts, hosts=(), services=(),
