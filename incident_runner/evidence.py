@@ -42,6 +42,11 @@ def confirm_symptom(incident: Incident) -> bool:
     """True when the symptom is there (a check fails); records what was seen."""
     s = incident.scenario
     checks = s.symptom_checks or s.verify.checks
+    if not checks:  # nothing to look at: the trigger is the only evidence there is
+        reason = "the scenario defines no check; acting on the trigger alone"
+        incident.record("symptom", say=f"not checked: {reason}", label="symptom",
+                        confirmed=None, skipped=True, reason=reason, checks=[])
+        return True
     started = now_iso()
     results = run_checks(_checks(incident, checks), confirm=True)
     confirmed = not all(r.healthy for r in results)

@@ -18,7 +18,7 @@ ALERT_FIELDS: dict[str, type] = {
 def check_alert(data: Any, source: str) -> dict[str, Any]:
     """The alert as a dict, or InputError naming the file and the field."""
     if not isinstance(data, dict):
-        raise InputError("expected a JSON object", source=source)
+        raise InputError("expected a JSON object", source=source, field="--alert-file")
     for name, kind in ALERT_FIELDS.items():
         if name not in data:
             raise InputError("missing", source=source, field=name)
