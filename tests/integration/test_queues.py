@@ -22,7 +22,8 @@ from redis import Redis
 
 from tests.stack import Stack, docker, free_port, http_json, new_stack
 
-pytestmark = pytest.mark.integration
+# One queue stack per module: every test of it on one xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("queue-stack")]
 
 QUEUES = ("ingest", "notifications")
 COUNT_TYPES = ("waiting", "paused", "active", "delayed", "prioritized", "failed", "completed")

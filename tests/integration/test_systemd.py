@@ -12,6 +12,7 @@ resets what it broke with playbooks/faults/systemd-clear.yml.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +26,14 @@ from incident_runner.errors import ExitCode
 from incident_runner.platform import platform_of
 from tests.stack import ROOT, docker, http_json, http_status, run
 
-pytestmark = pytest.mark.integration
+# One set of hosts per module: every test of it on one xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("systemd-hosts")]
 
-PREFIX = "ir-sd-test"
-SSH_BASE, APP_BASE = 18640, 18650  # own part of this worktree's 18600-18699 range
+# Each xdist worker that runs these tests brings up its own two hosts (own names, own
+# ports): nothing here may depend on landing on one worker.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 5
+PREFIX = f"ir-sd-test{_WORKER}"
+SSH_BASE, APP_BASE = 18640 + 2 * _WORKER, 18650 + 2 * _WORKER
 FAULTS = ROOT / "playbooks" / "faults"
 
 
