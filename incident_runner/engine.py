@@ -126,7 +126,8 @@ def take_lock(incident: Incident) -> Outcome | None:
     incident.record("lock", phase="lock", decision="acquired", step=keys,
                     waited_s=round(lock.waited, 3), reason=f"holding {keys}{waited}")
     # A run that waited looks first: the holder may have left the target healthy.
-    if lock.contended and verify(incident, "after-lock-wait"):
+    # (Without checks there is nothing to look at: the trigger stands.)
+    if lock.contended and incident.scenario.verify.checks and verify(incident, "after-lock-wait"):
         other = lock.last_holder.get("incident_id") or "another run"
         reason = f"healthy after {other} released the lock; nothing left to do"
         incident.recorder.decision("resolved", reason, trigger="lock")
