@@ -59,7 +59,7 @@ def confirm_symptom(incident: Incident) -> bool:
     return confirmed
 
 
-def check_health(incident: Incident, label: str) -> tuple[bool, list[CheckResult]]:
+def check_health(incident: Incident) -> tuple[bool, list[CheckResult]]:
     """The scenario's HTTP verify checks, waiting up to each check's deadline."""
     results = run_checks(_checks(incident, incident.scenario.verify.checks))
     return all(r.healthy for r in results), results

@@ -45,7 +45,7 @@ def verify(incident: Incident, label: str) -> bool:
     """HTTP checks from the runner, then the scenario's verify playbook if it has one."""
     s = incident.scenario
     started = now_iso()
-    healthy, results = check_health(incident, label)
+    healthy, results = check_health(incident)
     details = [r.message for r in results]
     if healthy and s.verify.playbook:
         play_vars = {**incident.base_vars(), **s.verify.vars}
