@@ -77,3 +77,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for nodeid, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:25]:
         terminalreporter.write_line(f"{seconds:8.1f}s  {nodeid}")
     terminalreporter.write_line(f"{sum(spent.values()):8.1f}s  in all ({len(spent)} tests)")
+    by_file: dict[str, float] = {}
+    for nodeid, seconds in spent.items():
+        path = nodeid.split("::", 1)[0]
+        by_file[path] = by_file.get(path, 0.0) + seconds
+    terminalreporter.section("CPU of child processes by file")
+    for path, seconds in sorted(by_file.items(), key=lambda kv: -kv[1])[:15]:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {path}")

@@ -26,6 +26,12 @@ from incident_runner.paths import project_root
 
 DRILL_PREFIX = "drill-"
 STEPS = ("create", "side_effect", "converge", "verify", "destroy")
+# Every step of `molecule test` that a role scenario's test_sequence may name; syntax,
+# check and idempotence run the converge playbook.
+MOLECULE_STEPS = ("destroy", "syntax", "create", "prepare", "check", "converge",
+                  "idempotence", "side_effect", "verify", "cleanup")
+PLAYBOOK_STEPS = ("create", "prepare", "converge", "side_effect", "verify", "cleanup",
+                  "destroy")
 # ${NAME} and ${NAME:-default}, as molecule interpolates molecule.yml.
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -56,7 +62,8 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class DrillSpec:
-    """One drill's scenario as molecule would run it (paths absolute)."""
+    """One molecule scenario as molecule would run it (paths absolute): a drill, or a
+    role scenario run by the test suite (tests/molecule_steps.py)."""
 
     name: str
     scenario_dir: Path
@@ -68,12 +75,17 @@ class DrillSpec:
     playbooks: dict[str, Path]
     sequence: tuple[str, ...]
     connection: dict[str, Any] = field(default_factory=dict)
+    group_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def inventory(self) -> dict[str, Any]:
         """The inventory molecule would generate: the one host, its vars, its groups."""
         host = {self.host: {**self.connection, **self.host_vars}}
-        return {"all": {"hosts": host,
-                        "children": {g: {"hosts": {self.host: None}} for g in self.groups}}}
+        groups: dict[str, Any] = {g: {"hosts": {self.host: None}} for g in self.groups}
+        for group, values in self.group_vars.items():
+            if group != "all":
+                groups.setdefault(group, {})["vars"] = values
+        return {"all": {"hosts": host, "vars": self.group_vars.get("all") or {},
+                        "children": groups}}
 
 
 def _field(data: Any, path: str, kind: type, source: Path) -> Any:
@@ -89,7 +101,13 @@ def _field(data: Any, path: str, kind: type, source: Path) -> Any:
 
 def load_spec(name: str, home: Path, env: Mapping[str, str]) -> DrillSpec:
     """Read ``molecule/drill-<name>/molecule.yml`` with ``env`` interpolated."""
-    scenario_dir = home / "molecule" / f"{DRILL_PREFIX}{name}"
+    return load_scenario(home / "molecule" / f"{DRILL_PREFIX}{name}", home, env, STEPS)
+
+
+def load_scenario(scenario_dir: Path, home: Path, env: Mapping[str, str],
+                  steps: tuple[str, ...] = MOLECULE_STEPS) -> DrillSpec:
+    """Read ``scenario_dir/molecule.yml`` with ``env`` interpolated; ``steps``: the steps
+    its test sequence may name (and the playbooks looked up for them)."""
     source = scenario_dir / "molecule.yml"
     env = {**env, "MOLECULE_PROJECT_DIRECTORY": str(home),
            "MOLECULE_SCENARIO_NAME": scenario_dir.name,
@@ -102,23 +120,24 @@ def load_spec(name: str, home: Path, env: Mapping[str, str]) -> DrillSpec:
         raise InputError(f"{source}: not a mapping", field="molecule.yml")
     platforms = _field(data, "platforms", list, source)
     if len(platforms) != 1 or not isinstance(platforms[0], dict):
-        raise InputError(f"{source}: a drill has exactly one platform (localhost)",
+        raise InputError(f"{source}: exactly one platform (localhost) is supported",
                          field="platforms")
     host = str(platforms[0].get("name") or "localhost")
     host_vars = _field(data, "provisioner.inventory.host_vars", dict, source).get(host) or {}
     given = _field(data, "provisioner.playbooks", dict, source)
     playbooks = {step: (scenario_dir / str(given.get(step) or f"{step}.yml")).resolve()
-                 for step in STEPS}
-    sequence = tuple(_field(data, "scenario.test_sequence", list, source)) or STEPS
-    unknown = [s for s in sequence if s not in STEPS]
+                 for step in steps if step in PLAYBOOK_STEPS}
+    sequence = tuple(_field(data, "scenario.test_sequence", list, source)) or steps
+    unknown = [s for s in sequence if s not in steps]
     if unknown:
         raise InputError(f"{source}: scenario.test_sequence: unknown step(s) {unknown} "
-                         f"(a drill runs {', '.join(STEPS)})", field="scenario.test_sequence")
+                         f"(supported: {', '.join(steps)})", field="scenario.test_sequence")
     return DrillSpec(
-        name=name, scenario_dir=scenario_dir, host=host,
+        name=scenario_dir.name.removeprefix(DRILL_PREFIX), scenario_dir=scenario_dir, host=host,
         groups=tuple(str(g) for g in platforms[0].get("groups") or ()),
         host_vars=dict(host_vars),
         env={str(k): str(v) for k, v in _field(data, "provisioner.env", dict, source).items()},
         ansible_args=tuple(str(a) for a in _field(data, "provisioner.ansible_args", list, source)),
         playbooks=playbooks, sequence=sequence,
-        connection=dict(_field(data, "driver.options.ansible_connection_options", dict, source)))
+        connection=dict(_field(data, "driver.options.ansible_connection_options", dict, source)),
+        group_vars=dict(_field(data, "provisioner.inventory.group_vars", dict, source)))

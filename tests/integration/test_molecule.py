@@ -1,4 +1,6 @@
-"""Every role's molecule scenario (molecule/<role>/), run as `molecule test -s NAME`.
+"""Every role's molecule scenario (molecule/<role>/), its steps as `molecule test -s NAME`
+runs them (tests/molecule_steps.py: the same playbooks and inventory, without molecule's
+per-step processes).
 
 Each scenario brings up its own staging stack (own compose project, a port
 claimed by molecule/resources/allocate_port.py),
@@ -9,19 +11,10 @@ their own tests.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-TIMEOUT_S = 900
+from tests.molecule_steps import run_scenario
+from tests.stack import ROOT
 
 SCENARIOS = sorted(
     path.parent.name
@@ -37,50 +30,12 @@ def test_scenarios_are_discovered() -> None:
     assert not [name for name in SCENARIOS if name.startswith("drill-")]
 
 
-STEP = re.compile(r"\[(?P<scenario>[\w-]+) > (?P<step>\w+)\] (?P<what>Executing|Executed)")
-
-
-def step_times(lines: list[tuple[float, str]]) -> dict[str, float]:
-    """Wall seconds per molecule step, from the time each 'Executing'/'Executed' line arrived."""
-    started: dict[str, float] = {}
-    spent: dict[str, float] = {}
-    for at, line in lines:
-        match = STEP.search(line)
-        if not match:
-            continue
-        step = match["step"]
-        if match["what"] == "Executing":
-            started[step] = at
-        elif step in started:
-            spent[step] = spent.get(step, 0.0) + at - started.pop(step)
-    return spent
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario: str) -> None:
-    # molecule and the ansible-playbook it starts come from the venv's bin.
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
-    started = time.monotonic()
-    lines: list[tuple[float, str]] = []
-    with subprocess.Popen(
-        [str(BIN / "molecule"), "test", "-s", scenario],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        watchdog = threading.Timer(TIMEOUT_S, proc.kill)  # a hung run prints nothing
-        watchdog.start()
-        try:
-            lines.extend((time.monotonic(), line) for line in proc.stdout)
-            returncode = proc.wait()
-        finally:
-            watchdog.cancel()
-    elapsed = time.monotonic() - started
-    if returncode != 0:
-        # pytest shows captured stdout of a failed test: the whole molecule run.
-        print("".join(line for _, line in lines))
-    assert returncode == 0, (
-        f"molecule test -s {scenario} exited {returncode} after {elapsed:.0f}s; "
-        "its output is in the captured stdout above"
-    )
-    steps = ", ".join(f"{step} {secs:.1f}s" for step, secs in step_times(lines).items())
-    print(f"molecule test -s {scenario}: {elapsed:.1f}s ({steps})")
+    run = run_scenario(scenario, ROOT)
+    if not run.ok:
+        # pytest shows captured stdout of a failed test: every run's output.
+        print(run.log.read_text(encoding="utf-8", errors="replace"))
+    assert run.ok, f"molecule scenario {scenario}: {run.summary()}; output above"
+    assert run.runs[-1].steps == ["destroy"] and run.runs[0].steps[0] == "destroy"
+    print(f"molecule scenario {scenario}: {run.summary()}")

@@ -178,7 +178,16 @@ def test_generic_endpoint_maps_configured_fields(serve: Serve) -> None:
 
 
 def test_metrics_and_healthz(serve: Serve) -> None:
+    # Its own traffic: under xdist the module's other tests may run on another worker.
     post(serve.url + "/alerts/alertmanager", b"{", token=TOKEN)
+    post(serve.url + "/alerts/alertmanager", alertmanager_payload("BurstAlert", "m", "m"),
+         token=None)
+    status, answer = post(serve.url + "/alerts/alertmanager",
+                          alertmanager_payload("BurstAlert", "metrics", "m1"))
+    incident = answer["alerts"][0]["incident"]
+    rows = serve.wait_done(0)
+    while incident not in {r[0] for r in rows}:
+        rows = serve.wait_done(len(rows) + 1)
     status, text = get(serve.url + "/metrics")
     assert status == 200
     assert 'incident_runner_alerts_rejected_total{reason="malformed"}' in text

@@ -1,0 +1,43 @@
+"""The suite's molecule step runner keeps molecule's rules (tests/molecule_steps.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from incident_runner.drill.catalog import load_scenario
+from tests.molecule_steps import _batches, _changed_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec(name: str):  # type: ignore[no-untyped-def]
+    return load_scenario(ROOT / "molecule" / name, ROOT, {"MOLECULE_EPHEMERAL_DIRECTORY": "/x"})
+
+
+def test_steps_chain_until_check_or_idempotence_and_destroy_is_left_to_the_end() -> None:
+    assert list(_batches(_spec("systemd_restart"))) == [
+        (["destroy", "create", "prepare"], []), (["check"], ["--check"]), (["converge"], []),
+        (["idempotence"], []), (["verify"], [])]
+    assert list(_batches(_spec("restart_containers"))) == [
+        (["destroy", "create", "prepare", "converge"], []), (["idempotence"], []),
+        (["verify"], [])]
+
+
+def test_scenario_inventory_carries_group_vars_and_connection() -> None:
+    inventory = _spec("restart_containers").inventory()["all"]
+    assert inventory["hosts"] == {"localhost": {"ansible_connection": "local"}}
+    assert inventory["vars"]["test_project"] == "ir-r1-rc"
+    assert inventory["vars"]["test_port_file"] == "/x/test_port"
+
+
+def _recap(changed: int) -> str:
+    task = {"task": {"name": "Restart web"}, "hosts": {"localhost": {"changed": bool(changed)}}}
+    return "$ ansible-playbook converge.yml\n" + json.dumps(
+        {"plays": [{"tasks": [task]}], "stats": {"localhost": {"changed": changed}}}
+    ) + "\n[WARNING]: trailing output\n"
+
+
+def test_idempotence_fails_on_any_changed_task_and_names_it() -> None:
+    assert _changed_tasks(_recap(0)) == ""
+    assert _changed_tasks(_recap(1)) == "not idempotent: Restart web"
