@@ -6,6 +6,7 @@ import resource
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId
 
 
 @pytest.fixture(autouse=True)
@@ -33,10 +34,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         defs = info.name2fixturedefs.values() if info else []
-        if item.get_closest_marker("xdist_group") is not None:
-            continue  # the module names its group itself
-        if any(d and d[-1].scope == "module" for d in defs):
+        if item.get_closest_marker("xdist_group") is None and any(
+                d and d[-1].scope == "module" for d in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        _suffix_group(item)
+
+
+def _suffix_group(item: pytest.Item) -> None:
+    """Give a grouped test the `nodeid@group` id that `--dist loadgroup` schedules by.
+
+    pytest-xdist 3.8 writes the suffix to `item._nodeid`, which pytest 9 no longer reads
+    (`nodeid` is `str(item._id)`): every test became its own unit and one module's stack
+    came up on every worker. Done here, where the groups are known; a no-op when the id
+    already carries it or when not on a loadgroup worker.
+    """
+    if not getattr(item.config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None or "@" in item.nodeid.rsplit("]", 1)[-1]:
+        return
+    group = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
 
 
 # -- where the suite's CPU goes --------------------------------------------------------
