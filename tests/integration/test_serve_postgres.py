@@ -153,8 +153,10 @@ class Burst:
     failed post is retried on the next instance (as a load balancer with health checks
     would); instance 0 is killed (SIGKILL) after KILL_AT posts and restarted."""
 
-    def __init__(self, serves: list[Serve]) -> None:
+    def __init__(self, serves: list[Serve], url: str) -> None:
         self.serves = serves
+        self.url = url
+        self.running_at_kill: list[int] = []
         self.sent = 0
         self.lock = threading.Lock()
         self.kill_now = threading.Event()
@@ -183,11 +185,23 @@ class Burst:
             time.sleep(0.1)
 
     def killer(self) -> None:
-        if self.kill_now.wait(timeout=WAIT_S):
-            victim = self.serves[0]
-            self.killed_pid = victim.proc.pid if victim.proc else None
-            victim.kill()  # SIGKILL: no shutdown, its runners get SIGTERM (PDEATHSIG)
-            victim.start()
+        """Kill instance 0 once half the alerts are sent, while it runs an incident (waits a
+        bounded time for one: alert-escalate runs take seconds)."""
+        if not self.kill_now.wait(timeout=WAIT_S):
+            return
+        victim = self.serves[0]
+        origin = f"{socket.gethostname()}:{victim.state.resolve()}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.running_at_kill = [r[0] for r in _rows(
+                self.url, "SELECT id FROM ir_serve_incidents WHERE state = 'running' AND "
+                "claimed_by = %s", origin)]
+            if self.running_at_kill:
+                break
+            time.sleep(0.05)
+        self.killed_pid = victim.proc.pid if victim.proc else None
+        victim.kill()  # SIGKILL: no shutdown, its runners get SIGTERM (PDEATHSIG)
+        victim.start()
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +212,7 @@ def burst(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     try:
         for serve in serves:
             serve.start()
-        run = Burst(serves)
+        run = Burst(serves, pg.url)
         killer = threading.Thread(target=run.killer, daemon=True)
         killer.start()
         with ThreadPoolExecutor(8) as pool:
@@ -224,6 +238,11 @@ def test_two_instances_burst_with_kill_9_one_incident_per_group_none_lost(
     # the kill happened mid-burst and instance a runs again (a new process)
     assert run.killed_pid is not None and a.proc is not None and a.proc.pid != run.killed_pid
     assert a.proc.poll() is None and b.proc is not None and b.proc.poll() is None
+    # ... while it ran incidents: each was requeued and run again to its one outcome
+    assert run.running_at_kill
+    attempts = dict(_rows(url, "SELECT id, attempts FROM ir_serve_incidents"))
+    assert any(attempts[i] >= 2 for i in run.running_at_kill), (run.running_at_kill, attempts)
+    print(f"running at the kill: {run.running_at_kill}; attempts {attempts}")
     posted = {f"p{i:04d}" for i in range(ALERTS)}
     assert set(run.answered) == posted, sorted(posted - set(run.answered))
     assert set(run.answered.values()) == {a.port, b.port}
