@@ -89,7 +89,11 @@ class PostgresIntake:
         self.claim_key = 0
         self._claims: dict[int, int] = {}  # incident -> the claim key it was claimed under
         with self._lock:
-            version = schema_version(self._connection())
+            try:
+                version = schema_version(self._connection())
+            except psycopg.Error as exc:
+                raise StoreUnavailableError(f"state database {self.where}: "
+                                            f"{_first_line(exc)}") from None
             if version < INTAKE_SCHEMA_VERSION:
                 raise StoreUnavailableError(
                     f"state database {self.where} is at schema version {version}, serve's "

@@ -28,7 +28,15 @@ from incident_runner.serve.pg_intake import PostgresIntake
 from incident_runner.serve.routing import Alert, Route
 from incident_runner.store.postgres import SCHEMA_VERSION, upgrade
 from tests.pg_server import PgServer
-from tests.serve_proc import SERVE_HOME, VENV_BIN, Serve, alertmanager_payload, get, post
+from tests.serve_proc import (
+    SERVE_HOME,
+    TOKEN,
+    VENV_BIN,
+    Serve,
+    alertmanager_payload,
+    get,
+    post,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -145,6 +153,37 @@ def test_two_intakes_dedupe_claim_once_and_requeue_a_dead_instances_claims(
         small.accept([(_alert("q4", "x"), QUEUED)])
     for intake in (a2, b, small, other):
         intake.close()
+
+
+def _serve_env(url: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "INCIDENT_RUNNER_HOME": str(SERVE_HOME),
+            "INCIDENT_RUNNER_CONFIG": str(SERVE_HOME / "incident-runner.yml"),
+            "IR_SERVE_TEST_TOKEN": TOKEN, "INCIDENT_RUNNER_STATE_URL": url}
+
+
+def test_serve_refuses_a_bad_url_an_unreachable_server_and_an_old_schema(
+        pg: PgServer, tmp_path: Path) -> None:
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS ir_serve_v1")
+        conn.execute("CREATE DATABASE ir_serve_v1")
+    v1 = pg.url.rsplit("/", 1)[0] + "/ir_serve_v1"
+    with psycopg.connect(v1, autocommit=True) as conn:  # a database the last release made
+        conn.execute("CREATE TABLE ir_schema_migrations (version INTEGER PRIMARY KEY, "
+                     "name TEXT NOT NULL)")
+        conn.execute("INSERT INTO ir_schema_migrations VALUES (1, 'initial')")
+    for url, code, words in (
+            ("mysql://db/x", 2, "not a postgresql:// URL"),
+            (f"postgresql://postgres@127.0.0.1:{_free_port()}/x", 1, "unreachable"),
+            (v1, 1, "incident-runner db upgrade")):
+        proc = subprocess.run(
+            [str(VENV_BIN / "incident-runner"), "--state-dir", str(tmp_path / "state"),
+             "serve", "--listen", f"127.0.0.1:{_free_port()}"],
+            env=_serve_env(url), capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == code, proc.stderr
+        assert proc.stderr.count("\n") == 1 and words in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "state" / "serve-intake.sqlite").exists()  # never a silent fallback
 
 
 # -- two real serve processes behind a "load balancer" -------------------------------------
@@ -295,10 +334,7 @@ def test_two_instances_burst_with_kill_9_one_incident_per_group_none_lost(
 def test_incidents_and_stats_identical_whichever_instance_asks(
         burst: dict[str, Any]) -> None:
     url, serves = burst["url"], burst["serves"]
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "INCIDENT_RUNNER_HOME": str(SERVE_HOME),
-           "INCIDENT_RUNNER_CONFIG": str(SERVE_HOME / "incident-runner.yml"),
-           "INCIDENT_RUNNER_STATE_URL": url}
+    env = _serve_env(url)
 
     def cli(serve: Serve, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(VENV_BIN / "incident-runner"), "--state-dir",
