@@ -303,7 +303,8 @@ class PostgresIntake:
                 "SELECT DISTINCT a.incident FROM ir_serve_alerts a JOIN ir_serve_incidents i "
                 "ON i.id = a.incident WHERE a.attached = 0 AND a.id != i.alert_id "
                 "AND a.disposition IN ('deduplicated', 'resolved') AND i.state = 'done' "
-                "AND i.claimed_by = %s ORDER BY a.incident LIMIT %s",
+                "AND i.claimed_by = %s AND i.incident_dir IS NOT NULL "
+                "ORDER BY a.incident DESC LIMIT %s",
                 (self.origin, limit)).fetchall()
         return [int(r[0]) for r in rows]
 
