@@ -169,13 +169,16 @@ class Server:
                 await self._attach_repeats_of(incident)
 
     async def _attach_repeats_of(self, incident: int) -> None:
-        folder, repeats = await asyncio.to_thread(self.intake.unattached_repeats, incident)
-        if folder is None or not repeats:
-            return
-        path = Path(folder) / TIMELINE_FILE
-        if path.is_file():
-            await asyncio.to_thread(_append_repeats, path, repeats)
-            await asyncio.to_thread(self.intake.mark_attached, [r["id"] for r in repeats])
+        try:
+            folder, repeats = await asyncio.to_thread(self.intake.unattached_repeats, incident)
+            if folder is None or not repeats:
+                return
+            path = Path(folder) / TIMELINE_FILE
+            if path.is_file():
+                await asyncio.to_thread(_append_repeats, path, repeats)
+                await asyncio.to_thread(self.intake.mark_attached, [r["id"] for r in repeats])
+        except IntakeUnavailableError as exc:  # the shared database is down: the sweep retries
+            LOG.error("incident %d: repeats not attached yet: %s", incident, exc)
 
     # -- workers --------------------------------------------------------------
     async def _idle(self) -> None:
@@ -197,7 +200,8 @@ class Server:
             if claimed is None:
                 await self._idle()
                 continue
-            self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
+            with contextlib.suppress(IntakeUnavailableError):
+                self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
             LOG.info("worker %d: incident %d (%s)", n, claimed.id, claimed.scenario)
             started = time.monotonic()
             try:
@@ -239,11 +243,16 @@ class Server:
                 request, lambda body: parse_generic(body, self.settings.generic))
 
         async def healthz(_request: Request) -> Response:
-            counts = await asyncio.to_thread(self.intake.counts)
+            try:
+                counts = await asyncio.to_thread(self.intake.counts)
+            except (sqlite3.Error, IntakeUnavailableError) as exc:  # a load balancer skips us
+                return JSONResponse({"status": "intake unavailable", "error": str(exc)},
+                                    status_code=503)
             return JSONResponse({"status": "ok", **counts})
 
         async def metrics(_request: Request) -> Response:
-            self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
+            with contextlib.suppress(sqlite3.Error, IntakeUnavailableError):
+                self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
             return Response(generate_latest(self.metrics.registry),
                             media_type=CONTENT_TYPE_LATEST)
 

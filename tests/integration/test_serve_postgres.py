@@ -375,3 +375,37 @@ def test_incidents_and_stats_identical_whichever_instance_asks(
     runs = [r for r in a_rows if r["scenario"] == "alert-escalate"]
     assert GROUPS <= len(runs) <= sum(final.values())
     assert {r["status"] for r in runs} <= {"escalated", "interrupted"}
+
+
+def test_database_down_answers_503_then_both_instances_carry_on(
+        burst: dict[str, Any], pg: PgServer) -> None:
+    """Runs last: stops the module's cluster under the two running instances."""
+    serves = burst["serves"]
+    body = alertmanager_payload("BurstAlert", "pg-down", "d0001")
+    pg.stop()
+    try:
+        for serve in serves:  # nothing can be committed: 503, never a 202, never a crash
+            assert post(serve.url + "/alerts/alertmanager", body)[0] == 503
+            status, text = get(serve.url + "/healthz")
+            assert status == 503 and "intake unavailable" in text
+    finally:
+        pg.start()
+    # back: each instance reconnects (its first query may still meet the dead session)
+    for serve, fp in zip(serves, ("d0002", "d0003"), strict=True):
+        for _ in range(20):
+            status, answer = post(serve.url + "/alerts/alertmanager",
+                                  alertmanager_payload("BurstAlert", "pg-down", fp))
+            if status == 202:
+                break
+            assert status == 503, answer
+            time.sleep(0.2)
+        assert status == 202
+    deadline = time.monotonic() + WAIT_S
+    while _rows(burst["url"], "SELECT state FROM ir_serve_incidents WHERE dedupe_key = "
+                "'pg-down'") != [("done",)] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _rows(burst["url"], "SELECT state, outcome FROM ir_serve_incidents "
+                 "WHERE dedupe_key = 'pg-down'") == [("done", "escalated")]
+    assert _rows(burst["url"], "SELECT disposition FROM ir_serve_alerts WHERE group_key = "
+                 "'pg-down' ORDER BY id") == [("queued",), ("deduplicated",)]
+    assert all(s.proc is not None and s.proc.poll() is None for s in serves)
