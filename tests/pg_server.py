@@ -54,6 +54,22 @@ class PgServer:
                       "-E", "UTF8", "--locale=C", "--no-sync"])
 
     def start(self) -> None:
+        """Start it; if another test's cluster took the port since __init__, take another."""
+        for _attempt in range(5):
+            try:
+                self._start()
+                return
+            except RuntimeError:
+                log = self.dir / "server.log"
+                text = log.read_text(errors="replace") if log.is_file() else ""
+                if "could not bind" not in text and "already in use" not in text:
+                    raise
+                log.unlink()
+                self.port = _free_port()
+                self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+        self._start()
+
+    def _start(self) -> None:
         # Loopback only, the socket in our own dir; fsync off: a test cluster.
         _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"),
                       "-w", "-t", "60", "-o",

@@ -11,7 +11,9 @@ from incident_runner.config import load_config
 from incident_runner.errors import InputError
 from incident_runner.paths import state_dir as resolve_state_dir
 from incident_runner.scenario import catalog
+from incident_runner.serve.intake import INTAKE_FILE
 from incident_runner.serve.settings import load_settings, read_token
+from incident_runner.store import resolve_state_url
 
 LOG = logging.getLogger(__name__)
 
@@ -53,9 +55,16 @@ def serve(ctx: click.Context, listen: str | None, token_file: Path | None,
     scenarios = catalog(loaded.scenario_paths)
     routed = sorted(s.id for s in scenarios.values() if s.match)
     state = resolve_state_dir(ctx.obj.get("state_dir")).resolve()
-    server = Server(settings, token, state, scenarios, levels, config)
+    url, source, field = resolve_state_url(ctx.obj.get("state_url"), loaded)
+    intake = f"intake {state / INTAKE_FILE}"
+    if url is not None:  # the intake is shared by every serve instance on that database
+        from incident_runner.store.postgres import check_url, describe_url  # noqa: PLC0415
+
+        url = check_url(url, source or None, field)  # bad URL: exit 2
+        intake = f"shared intake in {describe_url(url)}"
+    server = Server(settings, token, state, scenarios, levels, config, url)  # down: exit 1
     click.echo(f"incident-runner serve on http://{settings.listen} "
-               f"(state {state}, {settings.workers} workers, scenarios with match: "
+               f"(state {state}, {intake}, {settings.workers} workers, scenarios with match: "
                f"{', '.join(routed) or 'none'})", err=True)
     uvicorn.run(server.app(), host=settings.host, port=settings.port, log_level="warning",
                 access_log=False, lifespan="on")

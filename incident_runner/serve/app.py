@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from incident_runner.scenario import Scenario
-from incident_runner.serve.intake import Intake, QueueFullError
+from incident_runner.serve.intake import IntakeUnavailableError, QueueFullError, open_intake
 from incident_runner.serve.routing import (
     Alert,
     PayloadError,
@@ -77,15 +77,17 @@ class Server:
 
     def __init__(self, settings: ServeSettings, token: str | None, state_dir: Path,
                  scenarios: dict[str, Scenario], levels: dict[str, str],
-                 config: str | None) -> None:
+                 config: str | None, state_url: str | None = None) -> None:
         self.settings = settings
         self.token = token
         self.state_dir = state_dir
         self.scenarios = scenarios
         self.levels = levels
         self.metrics = Metrics()
-        self.intake = Intake(state_dir, settings.dedupe_window_minutes, settings.queue_max)
-        self.runner = Runner(settings, state_dir, config)
+        # SQLite in the state dir, or shared by every instance on one PostgreSQL (state_url)
+        self.intake = open_intake(state_url, state_dir, settings.dedupe_window_minutes,
+                                  settings.queue_max)
+        self.runner = Runner(settings, state_dir, config, state_url)
         self.wake = asyncio.Event()
         self.attach_lock = asyncio.Lock()  # one attacher at a time: no repeat written twice
         self.stopping = False
@@ -141,7 +143,7 @@ class Server:
             answers = await asyncio.to_thread(self.intake.accept, routed)
         except QueueFullError as exc:
             return _reject(m, 429, "queue-full", f"queue full: {exc}")
-        except sqlite3.Error as exc:  # locked past its timeout, disk full: retry later
+        except (sqlite3.Error, IntakeUnavailableError) as exc:  # locked, disk full, DB down
             LOG.error("intake: %s", exc)
             return _reject(m, 503, "intake-error", f"intake unavailable: {exc}")
         for alert, answer in zip(alerts, answers, strict=True):
@@ -167,24 +169,39 @@ class Server:
                 await self._attach_repeats_of(incident)
 
     async def _attach_repeats_of(self, incident: int) -> None:
-        folder, repeats = await asyncio.to_thread(self.intake.unattached_repeats, incident)
-        if folder is None or not repeats:
-            return
-        path = Path(folder) / TIMELINE_FILE
-        if path.is_file():
-            await asyncio.to_thread(_append_repeats, path, repeats)
-            await asyncio.to_thread(self.intake.mark_attached, [r["id"] for r in repeats])
+        try:
+            folder, repeats = await asyncio.to_thread(self.intake.unattached_repeats, incident)
+            if folder is None or not repeats:
+                return
+            path = Path(folder) / TIMELINE_FILE
+            if path.is_file():
+                await asyncio.to_thread(_append_repeats, path, repeats)
+                await asyncio.to_thread(self.intake.mark_attached, [r["id"] for r in repeats])
+        except IntakeUnavailableError as exc:  # the shared database is down: the sweep retries
+            LOG.error("incident %d: repeats not attached yet: %s", incident, exc)
 
     # -- workers --------------------------------------------------------------
+    async def _idle(self) -> None:
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+
     async def worker(self, n: int) -> None:
         while not self.stopping:
-            claimed = await asyncio.to_thread(self.intake.claim)
-            if claimed is None:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+            try:
+                claimed = await asyncio.to_thread(self.intake.claim)
+                if claimed is None and n == 0:  # repeats another instance recorded
+                    await self._attach_repeats(
+                        set(await asyncio.to_thread(self.intake.pending_attachments)))
+            except IntakeUnavailableError as exc:  # the shared database is down: retry
+                LOG.error("worker %d: %s", n, exc)
+                await self._idle()
                 continue
-            self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
+            if claimed is None:
+                await self._idle()
+                continue
+            with contextlib.suppress(IntakeUnavailableError):
+                self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
             LOG.info("worker %d: incident %d (%s)", n, claimed.id, claimed.scenario)
             started = time.monotonic()
             try:
@@ -195,12 +212,26 @@ class Server:
                                      f"runner not started: {exc.__class__.__name__}: {exc}")
             if self.stopping:  # interrupted by our own shutdown: requeued at the next start
                 return
-            await asyncio.to_thread(self.intake.finish, claimed.id, outcome.outcome,
-                                    outcome.exit_code, outcome.incident_id, outcome.incident_dir,
-                                    outcome.detail)
+            if not await self._finish(n, claimed.id, outcome):
+                return
             self.metrics.duration.labels(claimed.scenario).observe(time.monotonic() - started)
             self.metrics.incidents.labels(claimed.scenario, outcome.outcome).inc()
             await self._attach_repeats({claimed.id})
+
+    async def _finish(self, n: int, incident: int, outcome: RunOutcome) -> bool:
+        """Record the outcome, retrying while the database is down; False when stopping."""
+        while True:
+            try:
+                await asyncio.to_thread(self.intake.finish, incident, outcome.outcome,
+                                        outcome.exit_code, outcome.incident_id,
+                                        outcome.incident_dir, outcome.detail)
+                return True
+            except IntakeUnavailableError as exc:
+                LOG.error("worker %d: incident %d: outcome not recorded yet: %s", n,
+                          incident, exc)
+                if self.stopping:
+                    return False
+                await asyncio.sleep(1.0)
 
     # -- app ------------------------------------------------------------------
     def app(self) -> Starlette:
@@ -212,11 +243,16 @@ class Server:
                 request, lambda body: parse_generic(body, self.settings.generic))
 
         async def healthz(_request: Request) -> Response:
-            counts = await asyncio.to_thread(self.intake.counts)
+            try:
+                counts = await asyncio.to_thread(self.intake.counts)
+            except (sqlite3.Error, IntakeUnavailableError) as exc:  # a load balancer skips us
+                return JSONResponse({"status": "intake unavailable", "error": str(exc)},
+                                    status_code=503)
             return JSONResponse({"status": "ok", **counts})
 
         async def metrics(_request: Request) -> Response:
-            self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
+            with contextlib.suppress(sqlite3.Error, IntakeUnavailableError):
+                self.metrics.queued.set(await asyncio.to_thread(self.intake.queued))
             return Response(generate_latest(self.metrics.registry),
                             media_type=CONTENT_TYPE_LATEST)
 

@@ -1,4 +1,6 @@
-"""The intake: every accepted alert and every incident it opened, in SQLite (WAL) in the state dir.
+"""The intake: every accepted alert and every incident it opened, in SQLite (WAL) in the state dir
+(the default; with a postgresql:// ``state_url`` it is ``pg_intake.PostgresIntake``, shared
+by every serve instance on that database: ``open_intake`` picks).
 
 A row is committed (synchronous=FULL) before the HTTP answer, so a killed
 server loses nothing it said 202 to. Workers claim queued incidents in an
@@ -17,9 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident_runner.serve.routing import Alert, Route
+
+if TYPE_CHECKING:
+    from incident_runner.serve.pg_intake import PostgresIntake
 
 INTAKE_FILE = "serve-intake.sqlite"
 
@@ -69,6 +74,10 @@ class QueueFullError(Exception):
     """More incidents waiting than the configured queue length (answer 429)."""
 
 
+class IntakeUnavailableError(Exception):
+    """The intake's database cannot be used right now (answer 503; workers retry)."""
+
+
 @dataclass(frozen=True)
 class Claimed:
     id: int
@@ -80,7 +89,7 @@ class Claimed:
     alert: dict[str, Any]
 
 
-def _iso_now() -> str:
+def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -134,7 +143,7 @@ class Intake:
         Raises QueueFullError (nothing recorded) when the new incidents would not fit.
         """
         now = time.time()
-        received = _iso_now()
+        received = iso_now()
         answers = []
         with self._tx() as db:
             queued = db.execute("SELECT count(*) FROM incidents WHERE state = 'queued'"
@@ -222,6 +231,11 @@ class Intake:
             db.executemany("UPDATE alerts SET attached = 1 WHERE id = ?",
                            [(i,) for i in alert_ids])
 
+    def pending_attachments(self, limit: int = 50) -> list[int]:
+        """Nothing to sweep: one instance attaches repeats when it records them."""
+        del limit
+        return []
+
     # -- reading ------------------------------------------------------------
     def counts(self) -> dict[str, Any]:
         with self._lock:
@@ -235,3 +249,13 @@ class Intake:
         with self._lock:
             return int(self._db.execute(
                 "SELECT count(*) FROM incidents WHERE state = 'queued'").fetchone()[0])
+
+
+def open_intake(state_url: str | None, state_dir: Path, dedupe_window_minutes: float,
+                queue_max: int) -> Intake | PostgresIntake:
+    """SQLite in the state dir, or the shared intake in PostgreSQL when state_url is set."""
+    if state_url is None:
+        return Intake(state_dir, dedupe_window_minutes, queue_max)
+    from incident_runner.serve.pg_intake import PostgresIntake  # noqa: PLC0415
+
+    return PostgresIntake(state_url, state_dir, dedupe_window_minutes, queue_max)

@@ -14,6 +14,7 @@ from typing import Any
 from incident_runner.fsutil import write_atomic
 from incident_runner.serve.intake import Claimed
 from incident_runner.serve.settings import ServeSettings
+from incident_runner.store import STATE_URL_ENV
 
 ALERTS_DIR = "serve-alerts"
 
@@ -66,10 +67,14 @@ def _outcome(rc: int, stdout: bytes, stderr: bytes) -> RunOutcome:
 class Runner:
     """Starts runners; remembers them so a stopping server can stop them too."""
 
-    def __init__(self, settings: ServeSettings, state_dir: Path, config: str | None) -> None:
+    def __init__(self, settings: ServeSettings, state_dir: Path, config: str | None,
+                 state_url: str | None = None) -> None:
         self.settings = settings
         self.state_dir = state_dir
         self.config = config
+        # the runner shares serve's state database; in its environment, never in its argv
+        # (a URL may hold a password, and argv is visible to every user of the machine)
+        self.env = {**os.environ, STATE_URL_ENV: state_url} if state_url else None
         self.running: set[asyncio.subprocess.Process] = set()
 
     async def run(self, claimed: Claimed) -> RunOutcome:
@@ -79,7 +84,7 @@ class Runner:
         wrapped = [sys.executable, "-m", "incident_runner.serve.child", str(os.getpid()), *argv]
         proc = await asyncio.create_subprocess_exec(
             *wrapped, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            stderr=asyncio.subprocess.PIPE, env=self.env)
         self.running.add(proc)
         try:
             stdout, stderr = await proc.communicate()

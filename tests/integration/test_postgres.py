@@ -37,7 +37,8 @@ def pg() -> Iterator[PgServer]:
     try:
         server.start()
         server.create_database()
-        assert upgrade(server.url) == (0, SCHEMA_VERSION, ["0001_initial"])
+        assert upgrade(server.url) == (0, SCHEMA_VERSION,
+                                      ["0001_initial", "0002_serve_intake"])
         yield server
     finally:
         server.destroy()

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from incident_runner.serve.intake import Intake, QueueFullError
+from incident_runner.serve.intake import Claimed, Intake, QueueFullError, open_intake
 from incident_runner.serve.routing import Alert, Route
+from incident_runner.serve.runner import Runner, remediate_argv
+from incident_runner.serve.settings import ServeSettings
+from incident_runner.store import STATE_URL_ENV
 
 QUEUED = Route("queued", scenario="proxy-502", severity="P1")
 
@@ -104,3 +107,31 @@ def test_recover_requeues_what_a_killed_server_left_running(tmp_path: Path) -> N
     assert again is not None and again.id == first.id and again.attempts == 2
     assert again.alert["labels"] == {"alertname": "ProxyBadGateway"}
     assert again.alert["starts_at"] == "2026-12-02T10:00:00Z"
+
+
+def test_open_intake_defaults_to_sqlite_in_the_state_dir(tmp_path: Path) -> None:
+    intake = open_intake(None, tmp_path, 30, 100)
+    assert isinstance(intake, Intake)
+    assert intake.path == tmp_path / "serve-intake.sqlite"
+    assert intake.pending_attachments() == []
+    intake.close()
+
+
+def test_the_shared_intake_is_migration_0002() -> None:
+    from incident_runner.serve.pg_intake import INTAKE_SCHEMA_VERSION  # noqa: PLC0415
+    from incident_runner.store.postgres import migrations  # noqa: PLC0415
+
+    [(version, sql)] = [(v, q) for v, n, q in migrations() if n == "serve_intake"]
+    assert version == INTAKE_SCHEMA_VERSION
+    assert "CREATE TABLE ir_serve_incidents" in sql and "CREATE TABLE ir_serve_alerts" in sql
+
+
+def test_the_runner_gets_the_state_url_in_its_environment_never_in_argv(
+        tmp_path: Path) -> None:
+    url = "postgresql://runner:s3cret@db.internal/ir"
+    runner = Runner(ServeSettings(), tmp_path, None, url)
+    assert runner.env is not None and runner.env[STATE_URL_ENV] == url
+    claimed = Claimed(1, "proxy-502", "P1", "web1", "caddy", 1, {})
+    argv = remediate_argv(claimed, tmp_path / "a.json", ServeSettings(), tmp_path, None)
+    assert not any("s3cret" in a or "postgresql" in a for a in argv)
+    assert Runner(ServeSettings(), tmp_path, None).env is None  # SQLite: inherit as is
