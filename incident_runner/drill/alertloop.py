@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -65,13 +66,13 @@ from incident_runner.journal import load_journal
 from incident_runner.paths import project_root
 from incident_runner.procutil import proc_state
 from incident_runner.report import report_filename
+from incident_runner.serve.intake import INTAKE_FILE
 from incident_runner.timeutil import epoch
 
 LOOP_DIR = "alertloop"
 STATE_FILE = "state.json"
 ALERT_FILE = "alert.json"
 RUNNER_FILE = "runner.json"
-INTAKE_FILE = "serve-intake.sqlite"
 JOB = "staging-proxy"  # the scrape job of examples/alerting/prometheus.yml
 INTERVAL = "1s"  # scrape and evaluation interval; Alertmanager's group timers
 RULE_FOR = "2s"
@@ -353,7 +354,12 @@ def supervise(workdir: Path, target: str, inventory: Path, deadline: float,
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the teardown
         for daemon in reversed(daemons):
             daemon.stop()
-        save(state="failed" if state["state"] == "failed" else "stopped", stopped=time.time())
+        # CPU of the loop: this process and its reaped daemons (serve's runners included),
+        # which the drill's own process tree does not see (we run detached).
+        cpu = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+        save(state="failed" if state["state"] == "failed" else "stopped", stopped=time.time(),
+             cpu_s=round(cpu, 2))
     return 1 if state["state"] == "failed" else 0
 
 

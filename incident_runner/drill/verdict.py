@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner import history
+from incident_runner.drill.alertloop import LOOP_DIR, STATE_FILE
 from incident_runner.fsutil import write_atomic
 from incident_runner.journal import load_journal
 from incident_runner.timeutil import epoch, iso_from_epoch
@@ -37,6 +38,7 @@ from incident_runner.timeutil import epoch, iso_from_epoch
 LOG = logging.getLogger(__name__)
 
 DRILL_FILE = "drill.json"
+LOOP_STATE = Path(LOOP_DIR) / STATE_FILE  # the alert loop's supervisor (its CPU)
 LOG_FILE = "drill.log"
 OK_OUTCOMES = {"recovered", "escalated"}
 EXPECT_RC = {"resolved": 0, "escalated": 3}
@@ -62,7 +64,8 @@ class DrillResult:
     escalated_s: float | None = None
     runner_s: float | None = None
     total_s: float | None = None
-    cpu_s: float | None = None  # the drill's plays and everything they ran (the detector aside)
+    cpu_s: float | None = None  # the drill's plays and everything they ran (the detector aside;
+    #                             the alert loop's daemons and the runner serve ran included)
     # The alert-loop drill: the alert's startsAt (Prometheus saw the 502; it fires `for`
     # later), the firing webhook received by serve, the resolved webhook received by serve.
     alert_started_s: float | None = None
@@ -210,6 +213,9 @@ def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
              state_root: Path, wall_s: float, interrupted: bool = False,
              destroy_rc: int | None = 0, cpu_s: float | None = None) -> DrillResult:
     """Turn a finished drill's leftovers into a ``DrillResult`` (and adopt its incident)."""
+    loop = _read_json(workdir / LOOP_STATE)
+    if cpu_s is not None and loop and isinstance(loop.get("cpu_s"), int | float):
+        cpu_s += float(loop["cpu_s"])  # the alert loop ran detached: its daemons and runner
     result = DrillResult(scenario=scenario, outcome="error", rc=rc, destroy_rc=destroy_rc,
                          workdir=str(workdir), log=str(workdir / LOG_FILE),
                          total_s=round(wall_s, 1),
