@@ -14,7 +14,14 @@ stack is on 127.0.0.1:18830, its daemons on ports picked at start. Prints the st
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -114,3 +121,46 @@ def test_alert_loop_drill_fault_alert_remediation_resolution(_state_under_tmp: P
         "serve", "blackbox", "alertmanager", "prometheus"}
     assert _running_with(str(workdir / LOOP_DIR)) == []  # every daemon's argv names its dir
     assert docker("ps", "-aq", "--filter", f"label={LABEL}=ir-drill-{DRILL}") == ""
+
+
+@pytest.fixture
+def healthy_target() -> Iterator[str]:
+    """A loopback HTTP server answering 200: something for the blackbox exporter to probe."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/health"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_loops_daemons_die_with_a_killed_supervisor(tmp_path: Path,
+                                                        healthy_target: str) -> None:
+    """`alertloop up --detach` answers once Prometheus saw the target healthy; a supervisor
+    killed by SIGKILL (no teardown of its own) takes every daemon with it."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all: {}\n")
+    up = subprocess.run(
+        [sys.executable, "-m", "incident_runner.drill.alertloop", "up", "--workdir",
+         str(tmp_path), "--target", healthy_target, "--inventory", str(inventory), "--detach"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=400, check=False)
+    state = json.loads(up.stdout)
+    assert (up.returncode, state["state"]) == (0, "ready"), (state, up.stderr)
+    assert set(state["pids"]) == {"serve", "blackbox", "alertmanager", "prometheus"}
+    loop_dir = str(tmp_path / LOOP_DIR)
+    assert len(_running_with(loop_dir)) >= 4, "the daemons are not running"
+    os.kill(state["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while _running_with(loop_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running_with(loop_dir) == []
