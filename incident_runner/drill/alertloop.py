@@ -501,7 +501,10 @@ def follow(workdir: Path, scenario: str, timeout: float, resolve_timeout: float,
     until = time.monotonic() + timeout
     runner_written = False
     while True:
-        facts = intake_facts(intake, scenario)
+        try:
+            facts = intake_facts(intake, scenario)
+        except sqlite3.Error as exc:  # locked past 30 s by serve: look again
+            facts = {"intake_error": str(exc)}
         loop = read_json(loop_dir / STATE_FILE) or {}
         done = facts.get("state") == "done"
         if done and not runner_written:

@@ -83,7 +83,8 @@ def markdown(run: DrillRun, command: str) -> str:
         "- **runner**: the incident's own duration (open to close);",
         "- **drill total**: the whole drill, stack up and down included;",
         "- **cpu**: CPU seconds (user + system) of the drill's plays and everything they ran, "
-        "the runner included (the detector aside).",
+        "the runner included (the detector aside); for `alert-loop` also the monitoring "
+        "daemons and `serve`, which run detached.",
         "",
         "| scenario | outcome | detect | first action | recovered | runner | drill total | cpu "
         "| detected by | resolved by / escalation reason |",
