@@ -96,10 +96,10 @@ def markdown(run: DrillRun, command: str) -> str:
         lines.append(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {c[4]} | {c[5]} | {c[6]} | {c[7]} | "
                      f"{_md(r.detected_by or '-')} | {_md(why or '-')} |")
     for r in _alerted(run.results):
-        lines += ["", f"**{r.scenario}**: the fault is found by monitoring, not by the runner: "
-                  "Prometheus (blackbox probe through the proxy) fires an alert, Alertmanager "
-                  "sends it to `incident-runner serve`, which runs the remediation. Its stages, "
-                  "seconds from the fault injection:", "", "| stage | s |", "|---|---:|",
+        lines += ["", f"**{r.scenario}**: the runner is started by an alert, not by the drill: "
+                  "Prometheus (blackbox probe through the proxy) fires it, Alertmanager sends it "
+                  "to `incident-runner serve`, which runs the remediation. Its stages, seconds "
+                  "from the fault injection:", "", "| stage | s |", "|---|---:|",
                   *(f"| {n} | {s:.1f} |" for n, s in stages(r))]
     cpu = sum(r.cpu_s or 0.0 for r in run.results)
     lines += ["", f"Result: {sum(r.ok for r in run.results)} of {len(run.results)} drills "
