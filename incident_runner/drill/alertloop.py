@@ -351,7 +351,8 @@ def supervise(workdir: Path, target: str, inventory: Path, deadline: float,
     except (LoopError, OSError, ValueError, KeyError) as exc:
         save(state="failed", error=" ".join(str(exc).split())[:2000])
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # finish the teardown
+        for signum in (signal.SIGTERM, signal.SIGINT):  # finish the teardown
+            signal.signal(signum, signal.SIG_IGN)
         for daemon in reversed(daemons):
             daemon.stop()
         # CPU of the loop: this process and its reaped daemons (serve's runners included),

@@ -153,7 +153,7 @@ def test_the_loops_daemons_die_with_a_killed_supervisor(tmp_path: Path,
     up = subprocess.run(
         [sys.executable, "-m", "incident_runner.drill.alertloop", "up", "--workdir",
          str(tmp_path), "--target", healthy_target, "--inventory", str(inventory), "--detach"],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=400, check=False)
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=500, check=False)
     state = json.loads(up.stdout)
     assert (up.returncode, state["state"]) == (0, "ready"), (state, up.stderr)
     assert set(state["pids"]) == {"serve", "blackbox", "alertmanager", "prometheus"}
