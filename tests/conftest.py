@@ -18,7 +18,8 @@ def _state_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # The longest tests start first, so the rest of the suite fills the other workers
 # around them instead of queueing behind them at the end.
-LONGEST_FIRST = ("tests/integration/test_drills.py", "tests/integration/test_molecule.py")
+LONGEST_FIRST = ("tests/integration/test_drills.py", "tests/integration/test_molecule.py",
+                 "tests/integration/test_alert_loop.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

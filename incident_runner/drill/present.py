@@ -30,11 +30,29 @@ def cells(r: DrillResult) -> tuple[str, ...]:
             _s(r.runner_s), _s(r.total_s), _s(r.cpu_s), " ".join((why or "-").split())[:100])
 
 
+def stages(r: DrillResult) -> list[tuple[str, float]]:
+    """Every stage the drill measured, in time order (seconds from the fault injection)."""
+    named = [("fault injected", 0.0 if r.fault_started else None),
+             ("detector saw it", r.detect_s), ("alert started (startsAt)", r.alert_started_s),
+             ("alert received by serve", r.alert_received_s),
+             ("first action", r.first_action_s), ("recovery verified", r.recovered_s),
+             ("escalated", r.escalated_s), ("alert resolved (received by serve)",
+                                            r.alert_resolved_s)]
+    return sorted(((n, s) for n, s in named if s is not None), key=lambda item: item[1])
+
+
+def _alerted(results: list[DrillResult]) -> list[DrillResult]:
+    return [r for r in results if r.alert_received_s is not None]
+
+
 def table(results: list[DrillResult]) -> str:
     rows = [COLUMNS, *(cells(r) for r in results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)),
-                                row[-1]]).rstrip() for row in rows)
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)),
+                        row[-1]]).rstrip() for row in rows]
+    for r in _alerted(results):  # the alert loop: its stages, one line
+        lines.append(f"{r.scenario} stages: " + ", ".join(f"{n} {_s(s)}" for n, s in stages(r)))
+    return "\n".join(lines)
 
 
 def _md(text: str) -> str:
@@ -65,7 +83,8 @@ def markdown(run: DrillRun, command: str) -> str:
         "- **runner**: the incident's own duration (open to close);",
         "- **drill total**: the whole drill, stack up and down included;",
         "- **cpu**: CPU seconds (user + system) of the drill's plays and everything they ran, "
-        "the runner included (the detector aside).",
+        "the runner included (the detector aside); for `alert-loop` also the monitoring "
+        "daemons and `serve`, which run detached.",
         "",
         "| scenario | outcome | detect | first action | recovered | runner | drill total | cpu "
         "| detected by | resolved by / escalation reason |",
@@ -76,6 +95,12 @@ def markdown(run: DrillRun, command: str) -> str:
         why = r.resolved_by if r.outcome == "recovered" and r.resolved_by else r.reason
         lines.append(f"| {c[0]} | {c[1]} | {c[2]} | {c[3]} | {c[4]} | {c[5]} | {c[6]} | {c[7]} | "
                      f"{_md(r.detected_by or '-')} | {_md(why or '-')} |")
+    for r in _alerted(run.results):
+        lines += ["", f"**{r.scenario}**: the runner is started by an alert, not by the drill: "
+                  "Prometheus (blackbox probe through the proxy) fires it, Alertmanager sends it "
+                  "to `incident-runner serve`, which runs the remediation. Its stages, seconds "
+                  "from the fault injection:", "", "| stage | s |", "|---|---:|",
+                  *(f"| {n} | {s:.1f} |" for n, s in stages(r))]
     cpu = sum(r.cpu_s or 0.0 for r in run.results)
     lines += ["", f"Result: {sum(r.ok for r in run.results)} of {len(run.results)} drills "
               f"{'passed' if run.ok else 'passed; see the failures above'}, "

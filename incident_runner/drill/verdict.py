@@ -6,12 +6,15 @@ The plays leave, in the drill's work dir:
   failed probe;
 - ``fault.json``: when the injection started and ended, when it was detected;
 - ``runner.json``: the runner's exit code and JSON summary;
-- ``verified.json``: verify passed.
+- ``verified.json``: verify passed;
+- ``alert.json`` (the alert-loop drill only, :mod:`.alertloop`): when the
+  alert started, reached ``serve`` and resolved, and what serve recorded.
 
 Times are measured from the start of the fault injection: detection (first
 failed probe), first action (first mitigation step started), recovery (the
-runner's verified ``resolved`` decision). The verdict is the first stage of
-the drill that did not happen. The drill's incident folder is moved into the
+runner's verified ``resolved`` decision) and, for the alert loop, the alert's
+``startsAt``, serve's receipt of it and of its resolution. The verdict is the
+first stage of the drill that did not happen. The drill's incident folder is moved into the
 state dir ``stats`` reads and indexed there as a drill, with the drill's
 result in ``drill.json``.
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from incident_runner import history
+from incident_runner.drill.alertloop import LOOP_DIR, STATE_FILE
 from incident_runner.fsutil import write_atomic
 from incident_runner.journal import load_journal
 from incident_runner.timeutil import epoch, iso_from_epoch
@@ -34,6 +38,7 @@ from incident_runner.timeutil import epoch, iso_from_epoch
 LOG = logging.getLogger(__name__)
 
 DRILL_FILE = "drill.json"
+LOOP_STATE = Path(LOOP_DIR) / STATE_FILE  # the alert loop's supervisor (its CPU)
 LOG_FILE = "drill.log"
 OK_OUTCOMES = {"recovered", "escalated"}
 EXPECT_RC = {"resolved": 0, "escalated": 3}
@@ -59,7 +64,13 @@ class DrillResult:
     escalated_s: float | None = None
     runner_s: float | None = None
     total_s: float | None = None
-    cpu_s: float | None = None  # the drill's plays and everything they ran (the detector aside)
+    cpu_s: float | None = None  # the drill's plays and everything they ran (the detector aside;
+    #                             the alert loop's daemons and the runner serve ran included)
+    # The alert-loop drill: the alert's startsAt (Prometheus saw the 502; it fires `for`
+    # later), the firing webhook received by serve, the resolved webhook received by serve.
+    alert_started_s: float | None = None
+    alert_received_s: float | None = None
+    alert_resolved_s: float | None = None
     rc: int | None = None  # the plays up to verify (None: stopped)
     destroy_rc: int | None = None  # the teardown
     workdir: str = ""
@@ -156,7 +167,8 @@ def _adopt_incident(summary: dict[str, Any], workdir: Path, root: Path) -> Path 
 def verdict(scenario: str, result: DrillResult, *, rc: int | None,
             probe: dict[str, Any] | None, fault: dict[str, Any] | None,
             runner: dict[str, Any] | None, verified: bool, failure: str,
-            interrupted: bool = False, destroy_rc: int | None = 0) -> tuple[str, str]:
+            interrupted: bool = False, destroy_rc: int | None = 0,
+            alert: dict[str, Any] | None = None) -> tuple[str, str]:
     """(outcome, reason) from the first stage of the drill that did not happen."""
     summary: dict[str, Any] = (runner or {}).get("summary") or {}
     expect = result.expect or "resolved"
@@ -175,6 +187,9 @@ def verdict(scenario: str, result: DrillResult, *, rc: int | None,
         (result.detect_s is None, "fault-not-injected",
          lambda: failure or "the fault injection did nothing the detector could see "
                             f"(detector {(fault.get('probe') or {}).get('state')})"),
+        # The alert loop: the runner runs only once an alert reached serve.
+        (alert is not None and alert.get("received") is None, "not-alerted",
+         lambda: f"no alert reached serve: {(alert or {}).get('error') or failure}"),
         (not runner, "error", lambda: f"the runner did not run: {failure}"),
         (runner.get("rc") != EXPECT_RC.get(expect),
          "not-recovered" if expect == "resolved" else "not-escalated",
@@ -198,6 +213,9 @@ def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
              state_root: Path, wall_s: float, interrupted: bool = False,
              destroy_rc: int | None = 0, cpu_s: float | None = None) -> DrillResult:
     """Turn a finished drill's leftovers into a ``DrillResult`` (and adopt its incident)."""
+    loop = _read_json(workdir / LOOP_STATE)
+    if cpu_s is not None and loop and isinstance(loop.get("cpu_s"), int | float):
+        cpu_s += float(loop["cpu_s"])  # the alert loop ran detached: its daemons and runner
     result = DrillResult(scenario=scenario, outcome="error", rc=rc, destroy_rc=destroy_rc,
                          workdir=str(workdir), log=str(workdir / LOG_FILE),
                          total_s=round(wall_s, 1),
@@ -206,12 +224,17 @@ def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
     fault = _read_json(workdir / "fault.json")
     runner = _read_json(workdir / "runner.json")
     verified = (workdir / "verified.json").exists()
+    alert = _read_json(workdir / "alert.json")
     start = float(fault["started"]) if fault and fault.get("started") is not None else None
     result.fault_started = iso_from_epoch(start)
     if fault and fault.get("detected") is not None:
         result.detect_s = _since(start, float(fault["detected"]))
         result.detected_by = " ".join(str((fault.get("probe") or {}).get(k) or "")
                                       for k in ("check", "detail")).strip() or None
+    for stage in ("started", "received", "resolved"):
+        value = (alert or {}).get(stage)
+        setattr(result, f"alert_{stage}_s", _since(start, float(value))
+                if isinstance(value, int | float) else None)
     summary: dict[str, Any] = (runner or {}).get("summary") or {}
     if runner:
         result.expect = str(runner.get("expect") or "resolved")
@@ -226,10 +249,11 @@ def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
 
     result.outcome, result.reason = verdict(
         scenario, result, rc=rc, destroy_rc=destroy_rc, probe=probe, fault=fault, runner=runner,
-        verified=verified, failure=last_failure(log_text), interrupted=interrupted)
+        verified=verified, failure=last_failure(log_text), interrupted=interrupted, alert=alert)
     if result.incident_dir:
         write_atomic(Path(result.incident_dir) / DRILL_FILE,
-                     json.dumps({**result.as_dict(), "fault": fault, "probe": probe},
+                     json.dumps({**result.as_dict(), "fault": fault, "probe": probe,
+                                 **({"alert": alert} if alert else {})},
                                 indent=2, default=str) + "\n")
     return result
 

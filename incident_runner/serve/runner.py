@@ -46,6 +46,8 @@ def remediate_argv(claimed: Claimed, alert_file: Path, settings: ServeSettings,
         argv += ["--timeout", settings.incident_timeout]
     if settings.approve_destructive:
         argv.append("--yes")
+    if settings.drill:
+        argv.append("--drill")
     for key, value in settings.extra_vars.items():
         argv += ["-e", f"{key}={value}"]
     if claimed.service:

@@ -38,6 +38,7 @@ class ServeSettings:
     max_body_bytes: int = 1024 * 1024
     dedupe_window_minutes: float = 30.0
     approve_destructive: bool = False
+    drill: bool = False
     inventory: Path | None = None
     incident_timeout: str | None = None
     extra_vars: dict[str, Any] = field(default_factory=dict)

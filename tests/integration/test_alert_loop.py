@@ -1,152 +1,166 @@
-"""The loop with nobody in it: Prometheus + blackbox exporter probe a staging stack through
-its proxy, the proxy-502 fault is injected, the ProxyBadGateway rule fires, Alertmanager
-sends it to serve, serve runs `remediate --scenario proxy-502`, the alert resolves.
+"""The loop with nobody in it, as the drill ``alert-loop`` runs it (issue 15): Prometheus and
+the blackbox exporter probe a staging stack through its proxy, the proxy-502 fault is
+injected, the ProxyBadGateway rule fires, Alertmanager sends it to serve, serve runs
+`remediate --scenario proxy-502`, the alert resolves.
 
-Configs are examples/alerting/* with loopback ports and short timers (scrape and
-evaluation every 1 s, `for: 2s`, Alertmanager group timers 1 s). Ports 18910-18914.
-Prints the times from the fault to each stage (docs/alerts.md keeps the last run's).
+The loop lives in one place (``incident_runner/drill/alertloop.py``, driven by
+``molecule/drill-alert-loop/``); this test runs that drill once with
+``incident-runner drill --scenario alert-loop`` and asserts on the stages it measured.
+test_drills.py leaves this drill out, so the suite pays for the loop once. The drill's
+stack is on 127.0.0.1:18830, its daemons on ports picked at start. Prints the stages
+(docs/alerts.md and docs/drills.md keep a measured run).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
-from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.serve_proc import TOKEN, Daemon, Serve, alertmanager, blackbox, get, prometheus
-from tests.stack import ROOT, Stack, http_status
+from incident_runner.drill.alertloop import ALERT_FILE, LOOP_DIR, STATE_FILE
+from incident_runner.drill.present import stages
+from incident_runner.drill.verdict import DrillResult
+from incident_runner.procutil import proc_state
+from tests.stack import LABEL, ROOT, VENV_BIN, docker, env
 
-SERVE, PROM, AM, BLACKBOX, STACK = 18910, 18911, 18912, 18913, 18914
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-
-def epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def prom_value(query: str) -> float | None:
-    status, body = get(f"http://127.0.0.1:{PROM}/api/v1/query?"
-                       + urllib.parse.urlencode({"query": query}))
-    result = json.loads(body)["data"]["result"] if status == 200 else []
-    return float(result[0]["value"][1]) if result else None
+DRILL = "alert-loop"
+# A hung drill is stopped (and torn down) after this; measured 160-310 s.
+TIMEOUT_S = 1500
 
 
-def poll(what: str, probe: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def _cli(run_env: dict[str, str], *args: str, timeout: float = 120,
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "incident-runner"), *args], cwd=ROOT, env=run_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Serve]]:
-    tmp = tmp_path_factory.mktemp("alertloop")
-    stack = Stack(project="ir-alert-loop", port=STACK, workdir=tmp)
-    token = tmp / "token"
-    token.write_text(TOKEN)
-    token.chmod(0o600)
-    config = tmp / "incident-runner.yml"
-    config.write_text(yaml.safe_dump({
-        "severity": {"preset": "p0-p3"},
-        "safety": {"incident_timeout_minutes": 10},
-        "serve": {"token_file": str(token), "inventory": str(stack.inventory), "workers": 1,
-                  "severity_map": {"critical": "P1"}, "host_label": "host",
-                  "service_label": "service"},
-    }))
-    daemons: list[Daemon] = []
-    serve = Serve(SERVE, tmp / "state", env={
-        "INCIDENT_RUNNER_HOME": str(ROOT), "INCIDENT_RUNNER_CONFIG": str(config),
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+def _running_with(word: str) -> list[str]:
+    """Live processes (not zombies) whose command line contains ``word``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        live = proc_state(int(cmdline.parent.name))
+        if word in text and live is not None and live[0] != "Z":
+            found.append(f"{cmdline.parent.name}: {text[:200]}")
+    return found
+
+
+def test_alert_loop_drill_fault_alert_remediation_resolution(_state_under_tmp: Path) -> None:
+    state = _state_under_tmp
+    run_env = {**env(), "INCIDENT_RUNNER_STATE_DIR": str(state)}
+    proc = _cli(run_env, "--state-dir", str(state), "drill", "--scenario", DRILL, "--json",
+                "--timeout", str(TIMEOUT_S), timeout=TIMEOUT_S + 120)
+    print(proc.stderr)
     try:
-        stack.up()
-        serve.start()
-        daemons.append(blackbox(tmp, BLACKBOX).start())
-        daemons.append(alertmanager(tmp, AM, serve.url, token).start())
-        daemons.append(prometheus(tmp, PROM, f"{stack.url}/api/health", BLACKBOX, AM).start())
-        yield stack, serve
-    finally:
-        for daemon in reversed(daemons):
-            daemon.stop()
-        serve.stop()
-        stack.down()
+        run = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"drill printed no JSON (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                    f"{proc.stderr[-3000:]}")
+    [d] = run["drills"]
+    assert (proc.returncode, d["outcome"], d["ok"]) == (0, "recovered", True), (
+        d["outcome"], d["reason"], d["log"])
+    assert d["resolved_by"] == "reconnect-networks"
 
+    # Every stage measured, from the start of the fault injection, in the loop's order:
+    # the alert is active once Prometheus saw the 502, serve gets it after the rule's `for`
+    # and Alertmanager's group_wait, the runner acts after that and verifies recovery.
+    result = DrillResult(**{k: v for k, v in d.items() if k != "ok"})
+    print("\nalert-loop stages, seconds after the fault injection started:")
+    for name, seconds in stages(result):
+        print(f"  {seconds:7.1f}  {name}")
+    print(f"drill total {d['total_s']} s, {d['cpu_s']} CPU-s (plays, loop daemons, runner)")
+    assert 0 <= d["alert_started_s"] <= d["alert_received_s"] <= d["first_action_s"], d
+    assert d["first_action_s"] <= d["recovered_s"], d
+    # Prometheus sees 200 again once the networks are back: after the first action.
+    assert d["first_action_s"] <= d["alert_resolved_s"], d
+    assert d["detect_s"] is not None and d["cpu_s"] > 0
 
-def test_fault_alert_remediation_resolution(loop: tuple[Stack, Serve]) -> None:
-    stack, serve = loop
-    poll("Prometheus to see the proxy answer 200",
-         lambda: prom_value('probe_http_status_code{job="staging-proxy"}') == 200, 90)
+    # What serve recorded: one alert of the rule, one incident for it, rated by the alert's
+    # severity label and limited to its host label, then the resolution of that alert.
+    workdir = Path(d["workdir"])
+    alert = json.loads((workdir / ALERT_FILE).read_text())
+    assert alert["error"] is None
+    assert alert["alertname"] == "ProxyBadGateway" and alert["disposition"] == "queued"
+    assert alert["labels"]["severity"] == "critical" and alert["severity"] == "P1"
+    assert (alert["host"], alert["incidents"]) == ("staging", 1)
+    assert alert["alerts"].get("resolved/resolved", 0) >= 1
+    assert alert["incident_id"] == d["incident_id"]
 
-    # The playbook needs a while to start; the outage begins at the first 502 seen.
-    first_502: list[float] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set() and not first_502:
-            if http_status(stack.url + "/api/health", timeout=1) == 502:
-                first_502.append(time.time())
-            stop.wait(0.1)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    t_fault = time.time()
-    watcher.start()
-    stack.playbook("playbooks/faults/proxy-502.yml")  # asserts the proxy answers 502
-    t_injected = time.time()
-    stop.set()
-    watcher.join()
-    assert first_502, "the fault playbook passed but no 502 was seen"
-
-    alert = poll("serve to receive ProxyBadGateway", lambda: serve.rows(
-        "SELECT id, received_at, starts_at, disposition, incident, labels FROM alerts "
-        "WHERE status = 'firing' AND scenario = 'proxy-502'"), 120)[0]
-    _, received_at, starts_at, disposition, incident, labels = alert
-    assert disposition == "queued"
-    assert json.loads(labels)["alertname"] == "ProxyBadGateway"
-
-    done = poll("the incident to finish", lambda: serve.rows(
-        "SELECT outcome, exit_code, incident_dir, finished_at, severity, host FROM incidents "
-        "WHERE id = ? AND state = 'done'", incident), 400)[0]
-    outcome, exit_code, folder, finished_at, severity, host = done
-    assert (outcome, exit_code, severity, host) == ("resolved", 0, "P1", "staging")
-    assert http_status(stack.url + "/api/health") == 200
-    assert http_status(stack.url + "/web/health") == 200
-
-    resolved = poll("Alertmanager to send the alert resolved", lambda: serve.rows(
-        "SELECT received_at FROM alerts WHERE status = 'resolved' AND incident = ?",
-        incident), 120)[0]
-    assert serve.rows("SELECT count(*) FROM incidents")[0][0] == 1
-
-    events = [json.loads(line) for line in
-              (Path(folder) / "timeline.jsonl").read_text().splitlines()]
+    # The incident starts at the alert (impact = startsAt) and is recorded as a drill.
+    folder = Path(d["incident_dir"])
+    assert folder.parent == state
+    events = [json.loads(line) for line in (folder / "timeline.jsonl").read_text().splitlines()]
     opened = next(e for e in events if e["kind"] == "incident_opened")
-    assert opened["alert"]["starts_at"] == starts_at
+    assert opened["alert"]["starts_at"] == alert["starts_at"]
     assert opened["alert"]["labels"]["alertname"] == "ProxyBadGateway"
-    first_action = next(e for e in events
-                        if e["kind"] == "step_started" and e.get("phase") == "mitigate")
-    verified = next(e for e in events if e["kind"] == "verify_result" and e["healthy"])
+    assert json.loads((folder / "drill.json").read_text())["alert_received_s"] == (
+        d["alert_received_s"])
+    stats = json.loads(_cli(run_env, "--state-dir", str(state), "stats", "--json").stdout)
+    assert stats["incidents"] == []
+    assert [(s["scenario"], s["count"], s["resolved"]) for s in stats["drills"]] == [
+        ("proxy-502", 1, 1)]
 
-    times = {
-        "fault playbook started": 0.0,
-        "first 502 through the proxy": first_502[0] - t_fault,
-        "fault playbook done": t_injected - t_fault,
-        "alert active in Prometheus (startsAt)": epoch(starts_at) - t_fault,
-        "webhook received by serve": epoch(received_at) - t_fault,
-        "incident opened": epoch(opened["ts"]) - t_fault,
-        "first action": epoch(first_action["ts"]) - t_fault,
-        "recovery verified": epoch(verified["ts"]) - t_fault,
-        "incident finished": finished_at - t_fault,
-        "resolved received by serve": epoch(resolved[0]) - t_fault,
-    }
-    outage = first_502[0] - t_fault
-    print("\nalert loop: seconds after the fault playbook started / after the first 502")
-    for name, seconds in sorted(times.items(), key=lambda kv: kv[1]):
-        print(f"  {seconds:7.1f}  {seconds - outage:7.1f}  {name}")
+    # Nothing left: the loop's supervisor stopped its daemons, the stack is gone.
+    loop = json.loads((workdir / LOOP_DIR / STATE_FILE).read_text())
+    assert loop["state"] == "stopped", loop
+    assert loop["cpu_s"] > 0 and set(loop["pids"]) == {
+        "serve", "blackbox", "alertmanager", "prometheus"}
+    assert _running_with(str(workdir / LOOP_DIR)) == []  # every daemon's argv names its dir
+    assert docker("ps", "-aq", "--filter", f"label={LABEL}=ir-drill-{DRILL}") == ""
+
+
+@pytest.fixture
+def healthy_target() -> Iterator[str]:
+    """A loopback HTTP server answering 200: something for the blackbox exporter to probe."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/health"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_loops_daemons_die_with_a_killed_supervisor(tmp_path: Path,
+                                                        healthy_target: str) -> None:
+    """`alertloop up --detach` answers once Prometheus saw the target healthy; a supervisor
+    killed by SIGKILL (no teardown of its own) takes every daemon with it."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all: {}\n")
+    up = subprocess.run(
+        [sys.executable, "-m", "incident_runner.drill.alertloop", "up", "--workdir",
+         str(tmp_path), "--target", healthy_target, "--inventory", str(inventory), "--detach"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=500, check=False)
+    state = json.loads(up.stdout)
+    assert (up.returncode, state["state"]) == (0, "ready"), (state, up.stderr)
+    assert set(state["pids"]) == {"serve", "blackbox", "alertmanager", "prometheus"}
+    loop_dir = str(tmp_path / LOOP_DIR)
+    assert len(_running_with(loop_dir)) >= 4, "the daemons are not running"
+    os.kill(state["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while _running_with(loop_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running_with(loop_dir) == []

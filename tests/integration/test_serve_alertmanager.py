@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.serve_proc import TOKEN, Serve, alertmanager
+from incident_runner.drill.alertloop import alertmanager
+from tests.serve_proc import TOKEN, Serve
 
 SERVE_PORT, AM_PORT = 18903, 18904
 

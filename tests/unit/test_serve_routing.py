@@ -145,6 +145,10 @@ def test_argv_keeps_hostile_label_values_as_single_items() -> None:
     assert "--yes" not in argv  # destructive steps only with approve_destructive
     approving = ServeSettings(approve_destructive=True)
     assert "--yes" in remediate_argv(claimed, Path("/s/a.json"), approving, Path("/s"), None)
+    # Incidents are recorded as drills only when the config says so (the alert-loop drill).
+    assert "--drill" not in argv
+    drilling = ServeSettings(drill=True)
+    assert "--drill" in remediate_argv(claimed, Path("/s/a.json"), drilling, Path("/s"), None)
 
 
 def test_scenario_match_validated() -> None:
