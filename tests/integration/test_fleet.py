@@ -140,7 +140,7 @@ def test_two_broken_one_unreachable_three_untouched(fleet: Fleet, tmp_path: Path
     assert "| host | symptom seen | steps | outcome | time to recover |" in report
     assert f"| `{fleet.name(2)}` | seen | restart (failed) -> restart-all (ok, verified) | " \
            "resolved |" in report
-    suite = ET.fromstring(render_junit(result.journal)).find("testsuite")
+    suite = ET.fromstring(render_junit(result.journal)).find("testsuite")  # noqa: S314 (ours)
     assert suite is not None
     cases = {(c.get("classname", "").rsplit(".host.", 1)[-1], c.get("name")):
              c.find("failure") is None for c in suite.iter("testcase")
