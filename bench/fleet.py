@@ -8,7 +8,8 @@ clock starts) and times one ``incident-runner remediate --scenario
 service-down --limit HOSTS --json`` over the first N hosts:
 
 - N = each of ``--sizes`` (default 5, 50, 100), all broken: wall and CPU
-  seconds (user+sys of the whole process tree), the runner tree's peak RSS
+  seconds (user+sys of the runner's process tree; the hosts' own CPU from their
+  containers' cpuacct cgroups, the modules run there), the runner tree's peak RSS
   (summed over its processes) and its largest process's, sampled from /proc
   every 0.2 s; the ratios N / smallest N;
 - 50 hosts of which 3 are broken against the 3 broken hosts alone: only the
@@ -58,6 +59,7 @@ class Row:
     acted: int
     wall: float
     cpu: float
+    host_cpu: float
     tree_rss_mb: float
     max_rss_mb: float
     steps: str
@@ -105,6 +107,17 @@ class Fleet:
     def name(self, n: int) -> str:
         return f"{PREFIX}-{n}"
 
+    def host_cpu(self) -> float:
+        """CPU seconds the hosts' containers used so far (cgroup v1 cpuacct, summed)."""
+        ids = docker("ps", "-q", "--no-trunc", "--filter",
+                     f"label=io.incident-runner.systemd-hosts={PREFIX}").split()
+        total = 0
+        for cid in ids:
+            path = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+            if path.exists():
+                total += int(path.read_text())
+        return total / 1e9
+
     def url(self, n: int) -> str:
         return f"http://127.0.0.1:{self.app_base + n}/health"
 
@@ -149,6 +162,7 @@ class Fleet:
                 "--scenario", "service-down", "--inventory", str(self.inventory),
                 "--limit", limit, "--json"]
         peak = [0, 0]
+        host0 = self.host_cpu()
         cpu0, t0 = children_cpu(), time.monotonic()
         proc = subprocess.Popen(argv, cwd=ROOT, env=env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -165,6 +179,7 @@ class Fleet:
         stop.set()
         sampler.join()
         cpu = children_cpu() - cpu0
+        host_cpu = self.host_cpu() - host0
         if proc.returncode != 0:
             raise AssertionError(f"{label}: exit {proc.returncode}\n{out[-3000:]}\n{err[-2000:]}")
         summary = json.loads(out)
@@ -175,17 +190,18 @@ class Fleet:
             raise AssertionError(f"{label}: acted on {acted}, broken {want}: {summary}")
         self.healthy(ns)
         steps = sorted({str(rows[h]["resolved_by"]) for h in want})
-        return Row(label, len(ns), len(broken), len(acted), wall, cpu,
+        return Row(label, len(ns), len(broken), len(acted), wall, cpu, host_cpu,
                    peak[0] / 2**20, peak[1] / 2**20, ",".join(steps))
 
 
 def table(rows: list[Row], base: Row) -> list[str]:
-    out = ["| run | hosts | broken | acted on | wall s | CPU s | wall / base | "
-           "runner tree peak RSS MiB | largest process MiB | fixed by |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| run | hosts | broken | acted on | wall s | runner CPU s | hosts' CPU s | "
+           "wall / base | CPU / base | runner tree peak RSS MiB | largest process MiB | "
+           "fixed by |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     out += [f"| {r.label} | {r.hosts} | {r.broken} | {r.acted} | {r.wall:.1f} | {r.cpu:.1f} | "
-            f"{r.wall / base.wall:.2f}x | {r.tree_rss_mb:.0f} | {r.max_rss_mb:.0f} | {r.steps} |"
-            for r in rows]
+            f"{r.host_cpu:.1f} | {r.wall / base.wall:.2f}x | "
+            f"{(r.cpu + r.host_cpu) / (base.cpu + base.host_cpu):.2f}x | "
+            f"{r.tree_rss_mb:.0f} | {r.max_rss_mb:.0f} | {r.steps} |" for r in rows]
     return out
 
 
