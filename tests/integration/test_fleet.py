@@ -8,7 +8,9 @@ restart fixes), stops host 3's container (unreachable) and leaves 4-6 healthy;
 one ``remediate`` on the whole group must fix 1 and 2, report 3 unreachable,
 leave 4-6 untouched (their units' start timestamps and PIDs compared) and exit 3.
 The rolling test breaks hosts 1 and 2 with serial 1: host 1's fault survives
-every step, so the rollout stops and host 2 is never acted on.
+every step, so the rollout stops and host 2 is never acted on. The Docker test
+runs the same scenario on two staging stacks as two hosts of one group (the
+CLI, ``--json``): the broken one is fixed, the healthy one untouched.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from incident_runner.engine import IncidentResult, RemediateRequest, remediate
 from incident_runner.errors import ExitCode
 from incident_runner.junit import render_junit
-from tests.stack import ROOT, docker, http_status, run
+from tests.stack import ROOT, VENV_BIN, Stack, docker, http_status, inspect, new_stack, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleet-hosts")]
 
@@ -180,3 +183,46 @@ def test_rolling_stops_after_a_failed_first_batch(fleet: Fleet, tmp_path: Path) 
         assert result.exit_code == ExitCode.ESCALATED
     finally:
         fleet.play(FAULTS / "systemd-clear.yml", 1, 2)
+
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Stack, Path]]:
+    """Two staging stacks, and one inventory with a host for each (docker platform)."""
+    pair = (new_stack(tmp_path_factory.mktemp("fleeta"), "fleeta"),
+            new_stack(tmp_path_factory.mktemp("fleetb"), "fleetb"))
+    try:
+        for stack in pair:
+            stack.up()
+        inventory = tmp_path_factory.mktemp("fleet-docker")
+        (inventory / "group_vars").mkdir()
+        (inventory / "group_vars" / "all.yml").write_text(
+            (ROOT / "inventories" / "staging" / "group_vars" / "all.yml").read_text())
+        hosts = {f"stack-{n}": {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "stack_project": s.project, "stack_http_port": s.port, "stack_dir": str(s.dir)}
+            for n, s in zip("ab", pair, strict=True)}
+        (inventory / "hosts.yml").write_text(yaml.safe_dump(
+            {"all": {"children": {"staging": {"hosts": hosts}}}}))
+        yield pair[0], pair[1], inventory
+    finally:
+        for stack in pair:
+            stack.down()
+
+
+def test_docker_stack_hosts(stacks: tuple[Stack, Stack, Path], tmp_path: Path) -> None:
+    broken, healthy, inventory = stacks
+    docker("stop", "-t", "1", broken.container("api"))
+    assert broken.wait_status("/api/health", 502) == 502
+    untouched = inspect(healthy.container("api"))["State"]
+    proc = run([str(VENV_BIN / "incident-runner"), "--state-dir", str(tmp_path / "state"),
+                "remediate", "--scenario", "service-down", "--inventory", str(inventory),
+                "--json"], check=False)
+    summary = json.loads(proc.stdout)
+    rows = {h["host"]: h for h in summary["hosts"]}
+    assert (proc.returncode, summary["status"]) == (0, "resolved"), proc.stdout
+    assert (rows["stack-a"]["outcome"], rows["stack-a"]["resolved_by"]) == ("resolved",
+                                                                          "restart")
+    assert (rows["stack-b"]["outcome"], rows["stack-b"]["steps"]) == ("not-reproduced", [])
+    assert http_status(broken.url + "/api/health") == 200
+    assert inspect(healthy.container("api"))["State"] == untouched
