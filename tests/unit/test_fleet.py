@@ -10,6 +10,8 @@ from xml.etree import ElementTree
 import pytest
 
 from incident_runner import history
+from incident_runner.cli.remediate import parse_serial
+from incident_runner.errors import InputError
 from incident_runner.journal import build_journal, load_journal
 from incident_runner.junit import render_junit
 from incident_runner.scenario import Check, Fleet, find_scenario
@@ -99,3 +101,15 @@ def test_a_fleet_incident_counts_for_each_host_it_acted_on(tmp_path: Path) -> No
     assert history.count_remediations("staging/h3:api", T0, tmp_path) == 0  # not acted on
     assert history.count_remediations("staging/h1,h2,h3:api", T0, tmp_path) == 1
     assert load_journal(folder)["target_keys"] == ["staging/h1:api", "staging/h2:api"]
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("1", 1), ("25", 25), ("25%", "25%"),
+                                               ("100%", "100%"), (None, None)])
+def test_serial_option(value: str | None, parsed: int | str | None) -> None:
+    assert parse_serial(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["0", "0%", "101%", "-1", "1.5", "a", "25 %", "{{ x }}"])
+def test_serial_option_bad_input(value: str) -> None:
+    with pytest.raises(InputError, match="--serial"):
+        parse_serial(value)
