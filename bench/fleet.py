@@ -48,6 +48,7 @@ from tests.stack import ROOT, VENV_BIN, docker, env, http_status, run
 
 PREFIX = "ir-bench-fleet"
 PAGE = os.sysconf("SC_PAGE_SIZE")
+INOTIFY_PER_HOST = 5
 UNITS = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0}
 
 
@@ -205,6 +206,16 @@ def table(rows: list[Row], base: Row) -> list[str]:
     return out
 
 
+def preflight(count: int) -> None:
+    """Every host's systemd takes inotify instances of uid 0 (no user namespaces): with
+    Debian's default of 128 the ~30th host's systemd cannot start (the container exits)."""
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    if limit < INOTIFY_PER_HOST * count + 128:
+        sys.exit(f"fs.inotify.max_user_instances is {limit}: {count} hosts need about "
+                 f"{INOTIFY_PER_HOST * count + 128} (sysctl -w "
+                 f"fs.inotify.max_user_instances={max(1024, 8 * count)})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="5,50,100")
@@ -218,6 +229,7 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     mixed_hosts, mixed_broken = (int(x) for x in args.mixed.split(":"))
     count = max(*sizes, mixed_hosts)
+    preflight(count)
     started = dt.datetime.now(dt.UTC)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ir-bench-fleet-") as tmp:

@@ -32,16 +32,16 @@ one() {
   echo "$i $(tail -n 1 "$out/$i.log" | cut -d' ' -f1-2)" >"$out/$i.key"
 }
 
-pids=()
+running=0
 for i in $(seq 1 "$count"); do
-  one "$i" &
-  pids+=($!)
-  if [ "${#pids[@]}" -ge "$parallel" ]; then
-    wait "${pids[0]}"
-    pids=("${pids[@]:1}")
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || true  # a failed host is reported below
+    running=$((running - 1))
   fi
+  one "$i" &
+  running=$((running + 1))
 done
-for pid in "${pids[@]}"; do wait "$pid"; done
+wait || true
 for i in $(seq 1 "$count"); do
   [ -s "$out/$i.key" ] || { echo "host $prefix-$i was not provisioned:" >&2; cat "$out/$i.log" >&2 || true; exit 1; }
   cat "$out/$i.key"
