@@ -97,7 +97,8 @@ def tree_rss(root: int) -> tuple[int, int]:
 
 class Fleet:
     def __init__(self, count: int, ssh_base: int, app_base: int, inventory: Path,
-                 parallel: int) -> None:
+                 parallel: int, forks: int | None = None) -> None:
+        self.forks = forks
         self.count, self.ssh_base, self.app_base = count, ssh_base, app_base
         self.inventory = inventory
         self.args = ["-e", json.dumps({
@@ -161,7 +162,8 @@ class Fleet:
         limit = ",".join(self.name(n) for n in ns)
         argv = [str(VENV_BIN / "incident-runner"), "--state-dir", str(state), "remediate",
                 "--scenario", "service-down", "--inventory", str(self.inventory),
-                "--limit", limit, "--json"]
+                "--limit", limit, "--json",
+                *(["--forks", str(self.forks)] if self.forks else [])]
         peak = [0, 0]
         host0 = self.host_cpu()
         cpu0, t0 = children_cpu(), time.monotonic()
@@ -224,6 +226,7 @@ def main() -> int:
     parser.add_argument("--app-base", type=int, default=20200)
     parser.add_argument("--parallel", type=int, default=8, help="hosts made at once")
     parser.add_argument("--keep", action="store_true", help="leave the hosts up")
+    parser.add_argument("--forks", type=int, help="remediate --forks (default: the runner's)")
     parser.add_argument("--out", type=Path, help="append the results to this Markdown file")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -234,7 +237,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ir-bench-fleet-") as tmp:
         fleet = Fleet(count, args.ssh_base, args.app_base, Path(tmp) / "inventory",
-                      args.parallel)
+                      args.parallel, args.forks)
         fleet.hosts("absent")
         t0 = time.monotonic()
         fleet.hosts("present")
@@ -274,7 +277,9 @@ def main() -> int:
         f"Python {platform.python_version()}, {version}; load average at start {load:.2f}. "
         f"{count} hosts made once in {made:.0f} s ({args.parallel} at once); every row over "
         "the first N of them (`--limit`), so the smaller rows ran with all the hosts up. "
-        "Default forks: one per host acted on, at most 50. What it measures: "
+        + (f"Forks: --forks {args.forks}. " if args.forks else
+           "Default forks: one per host acted on, at most 50. ")
+        + "What it measures: "
         "bench/fleet.py's docstring; docs/fleet.md.", "",
         *table(rows, rows[0]), "",
         "Wall ratios: " + ", ".join(f"{r.hosts}/{rows[0].hosts} = "
