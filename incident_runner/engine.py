@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from incident_runner import fleet
 from incident_runner.config import load_config
 from incident_runner.errors import ExecutionError, ExitCode, InputError
 from incident_runner.evidence import capture_diagnostics, look
@@ -59,6 +60,7 @@ class IncidentResult:
             "duration_s": self.journal.get("duration_s"),
             "reason": self.journal.get("reason", ""),
             "key_times": self.journal.get("key_times", {}),
+            **({"hosts": self.journal["fleet"]["hosts"]} if self.journal.get("fleet") else {}),
             **({"plan": self.journal.get("plan"), "check_results": self.journal.get(
                 "check_results")} if self.journal.get("check_mode") else {}),
         }
@@ -175,6 +177,8 @@ def flap_guard(incident: Incident) -> Outcome | None:
 def act(incident: Incident) -> Outcome:
     """Lock -> look -> rails -> ladder; the first stage with an outcome ends the incident."""
     s = incident.scenario
+    if incident.fleet:  # more than one host, each on its own (docs/fleet.md)
+        return fleet.act(incident)
     for stage in (take_lock, confirm):
         if (outcome := stage(incident)) is not None:
             return outcome
@@ -201,6 +205,8 @@ def close(incident: Incident, outcome: Outcome) -> dict[str, Any]:
     finally:
         if incident.lock is not None:
             incident.lock.close()
+        for lock in incident.host_locks.values():
+            lock.close()
     return journal
 
 

@@ -290,12 +290,13 @@ def run_playbook(
     cancel: threading.Event | None = None,
     on_task: Callable[[TaskResult], None] | None = None,
     vault_password_file: Path | None = None,
+    forks: int | None = None,
 ) -> PlaybookRun:
     """Run ``play`` (a generated wrapper playbook) and record its events.
 
     ``data_vars`` are people's values: passed as extra vars tagged !unsafe.
     ``timeout`` (seconds): past it the playbook's process group is killed and
-    the run's status is ``timeout``.
+    the run's status is ``timeout``. ``forks``: Ansible's parallelism (None: ansible.cfg's).
     """
     redactor = redactor or Redactor()
     sink = _EventSink(timeline, context, redactor, on_task)
@@ -334,6 +335,7 @@ def run_playbook(
             playbook="main.yml",
             inventory=str(inventory),
             limit=limit,
+            forks=forks,
             cmdline=shlex.join(cmdline) if cmdline else None,
             envvars=playbook_env(private, impact_file),
             verbosity=verbosity or None,

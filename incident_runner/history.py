@@ -36,7 +36,7 @@ from incident_runner.timeutil import epoch, now_iso
 LOG = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the targets table (fleet incidents, per host)
 BUSY_TIMEOUT_S = 15.0
 
 _SCHEMA = """
@@ -78,6 +78,13 @@ CREATE TABLE IF NOT EXISTS steps (
     destructive  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (incident_dir, seq)
 );
+-- Fleet incidents (docs/fleet.md): the per-host keys they acted on, for each host's flap guard.
+CREATE TABLE IF NOT EXISTS targets (
+    incident_dir TEXT NOT NULL REFERENCES incidents (dir) ON DELETE CASCADE,
+    target_key   TEXT NOT NULL,
+    PRIMARY KEY (incident_dir, target_key)
+);
+CREATE INDEX IF NOT EXISTS targets_by_key ON targets (target_key);
 """
 
 
@@ -224,6 +231,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if version != 0:
+            conn.execute("DROP TABLE IF EXISTS targets")
             conn.execute("DROP TABLE IF EXISTS steps")
             conn.execute("DROP TABLE IF EXISTS incidents")
         for statement in _SCHEMA.split(";"):
@@ -329,6 +337,10 @@ class History:
                 "INSERT INTO steps (incident_dir, seq, phase, name, action, status, start, end, "
                 "duration_s, changed, destructive) VALUES (:incident_dir, :seq, :phase, :name, "
                 ":action, :status, :start, :end, :duration_s, :changed, :destructive)", steps)
+            conn.execute("DELETE FROM targets WHERE incident_dir = ?", (folder,))
+            conn.executemany("INSERT OR IGNORE INTO targets (incident_dir, target_key) "
+                             "VALUES (?, ?)", [(folder, str(k)) for k in
+                                               journal.get("target_keys") or []])
 
     def sync(self) -> int:
         """Bring the index in line with the incident folders; returns rows (re)indexed."""
@@ -378,12 +390,14 @@ class History:
 
         Drills count: their remediations act on the target just the same.
         The incident asking (before its own first mitigation) is not counted.
+        A fleet incident counts for each host it acted on (``target_keys``).
         """
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM incidents i WHERE i.target_key = ? AND i.start_epoch >= ? "
-            "AND i.check_mode = 0 AND EXISTS (SELECT 1 FROM steps s WHERE "
+            "SELECT COUNT(*) FROM incidents i WHERE (i.target_key = ? OR EXISTS (SELECT 1 "
+            "FROM targets t WHERE t.incident_dir = i.dir AND t.target_key = ?)) AND "
+            "i.start_epoch >= ? AND i.check_mode = 0 AND EXISTS (SELECT 1 FROM steps s WHERE "
             "s.incident_dir = i.dir AND s.phase = 'mitigate')",
-            (target_key, _since_epoch(since))).fetchone()
+            (target_key, target_key, _since_epoch(since))).fetchone()
         return int(row[0])
 
 

@@ -54,6 +54,10 @@ class RemediateRequest:
     timeout_seconds: float | None = None  # None: the config's safety.incident_timeout_minutes
     vault_password_file: Path | None = None
     state_url: str | None = None  # None: $INCIDENT_RUNNER_STATE_URL, the config, else SQLite
+    # Fleet (docs/fleet.md): hosts per rolling batch ("25%" or a count; None: the scenario's)
+    # and a cap on Ansible's forks per step (None: the scenario's, else one per host up to 50).
+    serial: int | str | None = None
+    forks: int | None = None
 
 
 # The seam between the stages and Ansible (tests drive the ladder with a fake):
@@ -91,6 +95,7 @@ class Incident:
         self.gate = ApprovalGate(request.assume_yes, timeout=safety.approval_timeout_seconds)
         self.cancel = threading.Event()
         self.lock: HeldLock | None = None
+        self.host_locks: dict[str, HeldLock] = {}  # fleet mode: each host's own lock
         self.runs = 0
         # The level's `ladder` picks the scenario's ladder; ladder_for falls back to 'default'.
         self.ladder_name, self.ladder = scenario.ladder_for(
@@ -144,9 +149,17 @@ class Incident:
         return role_play(f"{self.scenario.id}: {step.name}", self.scenario.hosts, step.role,
                          play_vars)
 
+    @property
+    def fleet(self) -> bool:
+        """Per-host mode: a scenario with ``fleet:`` on more than one host (docs/fleet.md)."""
+        return self.scenario.fleet is not None and len(self.target.hosts) > 1
+
     def run(self, phase: str, step: Step | None, name: str, play: list[dict[str, Any]],
-            timeout: int | None = None, check: bool | None = None) -> PlaybookRun:
-        """Run one generated play; the step's start, tasks and end go to the timeline."""
+            timeout: int | None = None, check: bool | None = None,
+            hosts: list[str] | None = None, forks: int | None = None) -> PlaybookRun:
+        """Run one generated play; the step's start, tasks and end go to the timeline.
+
+        ``hosts``: only these hosts (fleet mode: ``--limit`` to the hosts still failing)."""
         self.runs += 1
         ident = f"{self.runs:02d}-{phase}-{name}"
         check_mode = self.request.check if check is None else check
@@ -154,17 +167,22 @@ class Incident:
         timeout, by_budget = self.budget.cap(timeout)  # the incident's time budget caps steps
         if self.lock is not None:  # fencing: never act on a lock that may have been lost
             self.lock.ensure_held()
+        for host in hosts or ():
+            if host in self.host_locks:
+                self.host_locks[host].ensure_held()
         self.record("step_started", phase=phase, step=name, action=action,
                     destructive=bool(step and step.destructive), check_mode=check_mode,
-                    timeout_s=timeout)
+                    timeout_s=timeout, **({"hosts": list(hosts)} if hosts is not None else {}))
         try:
             run = self.runner(
                 ident=ident, play=play, inventory=self.target.inventory,
                 timeline=self.recorder.timeline, artifacts_dir=self.dir / ARTIFACTS_DIR,
-                context={"phase": phase, "step": name}, limit=self.request.limit,
+                context={"phase": phase, "step": name},
+                limit=",".join(hosts) if hosts is not None else self.request.limit,
                 data_vars=self.request.extra_vars, check=check_mode, timeout=timeout,
                 verbosity=self.request.verbosity, redactor=self.redactor, cancel=self.cancel,
                 on_task=self.reporter.task, vault_password_file=self.request.vault_password_file,
+                **({"forks": forks} if forks is not None else {}),
             )
         except ExecutionError as exc:
             self.record("step_finished", phase=phase, step=name, status="error", rc=None,

@@ -160,7 +160,24 @@ def build_journal(incident_dir: Path) -> dict[str, Any]:
         "report_hints": opened.get("report_hints", {}),
         "communication": opened.get("communication", {}),
         "events": len(events),
+        **_fleet(events),
     }
+
+
+def _fleet(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fleet mode (docs/fleet.md): one row per host, from its ``host_outcome`` event;
+    ``target_keys`` are the hosts' flap-guard keys that ran a mitigation step."""
+    hosts = [{k: v for k, v in e.items() if k not in {"seq", "kind", "ts"}} for e in events
+             if e["kind"] == "host_outcome"]
+    if not hosts:
+        return {}
+    counts: dict[str, int] = {}
+    for row in hosts:
+        counts[str(row.get("outcome"))] = counts.get(str(row.get("outcome")), 0) + 1
+    acted = sorted({str(e.get("target_key")) for e in events if e["kind"] == "flap_guard"
+                    and e.get("host") and any(r.get("host") == e.get("host") and r.get("steps")
+                                              for r in hosts)})
+    return {"fleet": {"hosts": hosts, "counts": counts}, "target_keys": acted}
 
 
 def write_journal(incident_dir: Path, journal: dict[str, Any]) -> Path:

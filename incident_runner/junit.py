@@ -5,7 +5,10 @@ One ``<testsuite>`` per incident; one ``<testcase>`` per step that ran
 they ran, named ``<phase>`` (classname ``incident-runner.<scenario>.<phase>``)
 and ``<step>``. A failed or timed-out step carries a ``<failure>``, a step
 that errored or was interrupted an ``<error>``, a step the runner skipped a
-``<skipped>``. Waiting for another run's lock is a ``lock`` case, and the last
+``<skipped>``. In fleet mode (docs/fleet.md) every host adds a case per step it
+ran (classname ``incident-runner.<scenario>.host.<host>``; a step that failed
+or did not verify is a failure) and an ``outcome`` case (passes when the host
+was resolved or not affected). Waiting for another run's lock is a ``lock`` case, and the last
 case, ``incident / outcome``, passes only when the incident was resolved (or a
 check-mode run finished): an escalation is a failure whose message is the
 reason. Built with ``xml.etree``; characters XML cannot carry are replaced.
@@ -112,6 +115,36 @@ def _outcome_case(suite: ET.Element, prefix: str, journal: dict[str, Any]) -> st
     return "error"
 
 
+def _host_cases(suite: ET.Element, prefix: str, host: dict[str, Any]) -> list[str]:
+    """Fleet mode: a case per host and step it ran, then the host's outcome."""
+    name = str(host.get("host") or "-")
+    classname = f"{prefix}.host.{name}"
+    verdicts = []
+    for step in host.get("steps") or []:
+        case = _case(suite, classname, str(step.get("name") or "-"),
+                     float(step.get("duration_s") or 0))
+        status, verified = step.get("status"), step.get("verified")
+        _out(case, [f"{name}: step {step.get('name')} {status}"
+                    + ("" if verified is None else f", {'' if verified else 'not '}verified")])
+        if status == "checked" or (status == "ok" and verified is not False):
+            verdicts.append("passed")
+            continue
+        kind = "unreachable" if status == "unreachable" else (
+            "not_verified" if status == "ok" else "failed")
+        _result(case, "failure", kind, f"{name}: step {step.get('name')} {status}"
+                + (", verification failed" if kind == "not_verified" else ""))
+        verdicts.append("failure")
+    outcome = str(host.get("outcome") or "not-acted")
+    case = _case(suite, classname, "outcome", float(host.get("time_to_recover_s") or 0))
+    _out(case, [f"{name}: symptom {host.get('symptom')}; {outcome}: {host.get('reason', '')}"])
+    if outcome in {"resolved", "not-reproduced", "checked"}:
+        verdicts.append("passed")
+    else:
+        _result(case, "failure", outcome, f"{name}: {outcome}: {host.get('reason', '')}")
+        verdicts.append("failure")
+    return verdicts
+
+
 def render_junit(journal: dict[str, Any]) -> str:
     """The JUnit XML document (``<testsuites>`` with one ``<testsuite>``) for a journal."""
     scenario = str(journal.get("scenario") or "incident")
@@ -137,6 +170,8 @@ def render_junit(journal: dict[str, Any]) -> str:
                      str(skipped.get("step") or "-"), 0.0)
         ET.SubElement(case, "skipped", message=xml_text(skipped.get("reason", ""), MAX_MESSAGE))
         verdicts.append("skipped")
+    for host in (journal.get("fleet") or {}).get("hosts") or []:
+        verdicts += _host_cases(suite, prefix, host)
     verdicts.append(_outcome_case(suite, prefix, journal))
 
     counts = {k: verdicts.count(k) for k in ("failure", "error", "skipped")}

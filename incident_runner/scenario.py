@@ -67,6 +67,24 @@ class Verify:
     stabilisation_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """How a scenario runs on a group of hosts (``fleet:``; docs/fleet.md)."""
+
+    checks: tuple[Check, ...]  # per host: each URL rendered with that host's variables
+    serial: int | str | None = None  # rolling: hosts per batch, or "25%" of the affected ones
+    forks: int | None = None  # cap on Ansible forks per step (default: hosts, up to 50)
+
+    def batch_size(self, affected: int, serial: int | str | None = None) -> int:
+        """Hosts per batch for ``affected`` hosts (``serial`` overrides the scenario's)."""
+        value = serial if serial is not None else self.serial
+        if value is None or affected == 0:
+            return max(affected, 1)
+        if isinstance(value, str) and value.endswith("%"):
+            return max(1, affected * int(value[:-1]) // 100)
+        return max(1, int(value))
+
+
 DEFAULT_PLATFORM = "docker"
 DEFAULT_DIAGNOSTICS_ROLE = "capture_diagnostics"
 
@@ -79,6 +97,7 @@ class PlatformVariant:
     verify: Verify | None = None
     diagnostics: dict[str, Any] | None = None
     escalation: dict[str, Any] | None = None
+    fleet: Fleet | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,7 @@ class Scenario:
     diagnostics_role: str = DEFAULT_DIAGNOSTICS_ROLE
     platform: str = DEFAULT_PLATFORM
     variants: dict[str, PlatformVariant] = field(default_factory=dict)
+    fleet: Fleet | None = None  # per-host checks, rolling batches, forks (docs/fleet.md)
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -151,6 +171,8 @@ class Scenario:
         return replace(
             self, platform=platform, ladders=variant.ladders,
             verify=variant.verify or self.verify,
+            # a platform with checks of its own needs fleet checks of its own
+            fleet=variant.fleet or (self.fleet if variant.verify is None else None),
             **({} if diagnostics is None else _diagnostics_fields(diagnostics)),
             **({} if escalation is None else _escalation_fields(escalation, self.notify)),
         )
@@ -203,6 +225,13 @@ def _verify(verify: dict[str, Any]) -> Verify:
     )
 
 
+def _fleet(raw: dict[str, Any] | None) -> Fleet | None:
+    if raw is None:
+        return None
+    return Fleet(checks=tuple(_check(c) for c in raw["checks"]), serial=raw.get("serial"),
+                 forks=raw.get("forks"))
+
+
 def _diagnostics_fields(diagnostics: dict[str, Any]) -> dict[str, Any]:
     return {"diagnostics_enabled": bool(diagnostics.get("enabled", True)),
             "diagnostics_vars": dict(diagnostics.get("vars") or {}),
@@ -233,6 +262,7 @@ def _variant(name: str, raw: dict[str, Any], top_escalation: dict[str, Any],
                          source, f"platforms.{name}."),
         verify=_verify(raw["verify"]) if "verify" in raw else None,
         diagnostics=raw.get("diagnostics"), escalation=escalation,
+        fleet=_fleet(raw.get("fleet")),
     )
 
 
@@ -261,6 +291,7 @@ def parse_scenario(data: Any, source: Path) -> Scenario:
         communication=dict(data.get("communication") or {}),
         report=dict(data.get("report") or {}),
         match=_matchers(data.get("match") or {}, source),
+        fleet=_fleet(data.get("fleet")),
     )
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ class Target:
     drill: bool = False
     variables: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _templar: Any = field(default=None, compare=False, repr=False)
+    # host -> its templar (fleet mode renders per-host checks with each host's variables)
+    _host_templar: Any = field(default=None, compare=False, repr=False)
 
     def _prefix(self, host: str) -> str:
         scope = "drill:" if self.drill else ""
@@ -60,6 +63,23 @@ class Target:
             return [f"{self._prefix('-')}:{override}"]
         services = sorted(set(self.services)) or [self.pattern]
         return sorted(f"{self._prefix(h)}:{s}" for h in (self.hosts or ("-",)) for s in services)
+
+    def host_key(self, host: str) -> str:
+        """The flap guard's key for one host of a fleet (what a ``--limit HOST`` run has)."""
+        return f"{self._prefix(host)}:{','.join(self.services) or self.pattern}"
+
+    def host_lock_keys(self, host: str, override: str | None = None) -> list[str]:
+        """The lock keys of one host: one per service (or the scenario's ``lock``)."""
+        services = [override] if override else (sorted(set(self.services)) or [self.pattern])
+        return sorted(f"{self._prefix(host)}:{s}" for s in services)
+
+    def template_for(self, host: str, value: Any) -> Any:
+        """``template`` with ``host``'s variables (per-host checks of a fleet)."""
+        if not isinstance(value, str) or "{{" not in value:
+            return value
+        if self._host_templar is None or (self.hosts and host == self.hosts[0]):
+            return self.template(value)
+        return replace(self, _templar=self._host_templar(host)).template(value)
 
     def template(self, value: Any) -> Any:
         """Render an inventory-side template (a scenario's check URL) with the host's vars."""
@@ -133,8 +153,23 @@ def resolve_target(inventory: Path, scenario: Scenario, *, limit: str | None = N
     # Without a declared environment the inventory itself is the identity (its path).
     environment = str(partial.template(_first(variables, ENVIRONMENT_VARS, str(inventory))))
     project = str(partial.template(_first(variables, PROJECT_VARS, "")))
+    by_name = {h.name: h for h in hosts}
+
+    @cache
+    def host_templar(name: str) -> Any:
+        """A templar over ``name``'s variables, as for the first host (made when needed)."""
+        try:
+            own = dict(manager_vars.get_vars(host=by_name[name], include_hostvars=True))
+        except AnsibleError as exc:
+            raise InputError(f"cannot read the variables of {name}: "
+                             f"{str(exc).splitlines()[0][:200]}", source=str(inventory),
+                             field="--inventory") from None
+        own["target_hosts"] = scenario.hosts
+        own.update(extra_vars or {})
+        return Templar(loader=loader, variables=own)
+
     return Target(
         inventory=inventory, pattern=scenario.hosts, hosts=tuple(h.name for h in hosts),
         services=scenario.services, environment=environment, project=project, drill=drill,
-        variables=variables, _templar=templar,
+        variables=variables, _templar=templar, _host_templar=host_templar,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -11,8 +12,21 @@ from incident_runner.cli.pipeline import Pipeline, pipeline_options, summary_jso
 from incident_runner.console import make_reporter
 from incident_runner.engine import RemediateRequest
 from incident_runner.engine import remediate as run_remediation
+from incident_runner.errors import InputError
 from incident_runner.paths import default_inventory
 from incident_runner.serve.alertfile import load_alert_file
+
+SERIAL = re.compile(r"^(?:[1-9][0-9]{0,3}|(?:[1-9][0-9]?|100)%)$")
+
+
+def parse_serial(value: str | None) -> int | str | None:
+    """``--serial``: a host count (``2``) or a percentage of the affected hosts (``25%``)."""
+    if value is None:
+        return None
+    if not SERIAL.match(value):
+        raise InputError(f"'{value[:20]}' is not a host count (1-9999) or a percentage "
+                         "(1%-100%)", field="--serial")
+    return value if value.endswith("%") else int(value)
 
 
 @click.command()
@@ -44,6 +58,12 @@ from incident_runner.serve.alertfile import load_alert_file
 @click.option("--vault-password-file", type=click.Path(path_type=Path), default=None,
               help="Passed to ansible-playbook; every vaulted value in the inventory is "
                    "masked in all output.")
+@click.option("--serial", metavar="N|N%", default=None,
+              help="Fleet scenarios on several hosts: act on at most N (or N% of the) affected "
+                   "hosts per batch; a batch not resolved stops the rollout (docs/fleet.md).")
+@click.option("--forks", type=click.IntRange(1, 500), default=None,
+              help="Fleet scenarios: at most this many Ansible forks per step (default: the "
+                   "scenario's fleet.forks, else one per host up to 50).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="Ansible verbosity (-v .. -vvvv).")
 @pipeline_options
@@ -53,7 +73,8 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
               limit: str | None, check: bool, extra_vars: tuple[str, ...], assume_yes: bool,
               as_json: bool, verbose: int, drill: bool, timeout: float | None,
               vault_password_file: Path | None, pipeline: Pipeline, force: bool,
-              scenario_paths: tuple[Path, ...], alert_file: Path | None) -> int:
+              scenario_paths: tuple[Path, ...], alert_file: Path | None,
+              serial: str | None, forks: int | None) -> int:
     """Remediate SCENARIO: diagnose, climb the ladder, verify, escalate, report."""
     request = RemediateRequest(
         scenario=scenario, severity=severity, inventory=inventory or default_inventory(),
@@ -66,6 +87,7 @@ def remediate(ctx: click.Context, scenario: str, severity: str | None, inventory
         ci=pipeline.context(), lock_timeout=pipeline.lock_timeout,
         alert=load_alert_file(alert_file) if alert_file is not None else {},
         state_url=ctx.obj.get("state_url"),
+        serial=parse_serial(serial), forks=forks,
     )
     result = run_remediation(request, make_reporter(quiet=as_json))
     outputs = pipeline.publish(result)

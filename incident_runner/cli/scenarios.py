@@ -45,6 +45,9 @@ def as_dict(s: Scenario) -> dict[str, Any]:
                    "playbook": s.verify.playbook, "vars": s.verify.vars,
                    "stabilisation_seconds": s.verify.stabilisation_seconds},
         "no_local_fix": s.no_local_fix, "escalation_reason": s.escalation_reason,
+        "fleet": None if s.fleet is None else {
+            "checks": [asdict(c) for c in s.fleet.checks], "serial": s.fleet.serial,
+            "forks": s.fleet.forks},
         "platform": s.platform,
         "platforms": {p: as_dict(s.for_platform(p)) for p in s.platforms if p != s.platform},
     }
@@ -108,5 +111,10 @@ def show(ctx: click.Context, name: str, as_json: bool, scenario_paths: tuple[Pat
             click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}{budget}")
         if s.verify.playbook:
             click.echo(f"  - playbook {s.verify.playbook}")
+        if s.fleet is not None:
+            rolling = f", serial {s.fleet.serial}" if s.fleet.serial else ""
+            click.echo(f"fleet (several hosts: each on its own{rolling}):")
+            for c in s.fleet.checks:
+                click.echo(f"  - {c.name}: {c.url} -> {list(c.status)} x{c.successes}")
         if s.no_local_fix:
             click.echo(f"escalation: no local fix: {s.escalation_reason}")
