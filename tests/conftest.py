@@ -21,7 +21,7 @@ def _state_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # behind them at the end (scripts/test.sh passes --no-loadscope-reorder to keep this
 # order). Ranked by the "CPU by file" table of a full run; the rest keep file order.
 LONGEST_FIRST = tuple(f"tests/integration/test_{name}.py" for name in (
-    "drills", "faults", "ci", "systemd", "molecule", "alert_loop", "safety", "queues",
+    "drills", "faults", "ci", "systemd", "fleet", "molecule", "alert_loop", "safety", "queues",
     "ladder", "no_local_fix", "postgres", "serve_postgres", "foundation"))
 
 
