@@ -20,4 +20,4 @@ echo "test: pytest"
 # module's tests (one stack) on one worker; no reorder keeps conftest's order
 # (longest first) instead of xdist's "biggest group first", which started the
 # drills, the longest test, 13 minutes late.
-exec pytest -n "${IR_TEST_WORKERS:-3}" --dist loadgroup --no-loadscope-reorder "$@"
+exec pytest -n "${IR_TEST_WORKERS:-3}" --dist loadgroup --no-loadscope-reorder --durations=15 "$@"
