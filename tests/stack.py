@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +140,24 @@ class Stack:
 
 def new_stack(tmp: Path, name: str) -> Stack:
     return Stack(project=f"ir-t-{name}-{os.getpid() % 10000}", port=free_port(), workdir=tmp)
+
+
+@contextmanager
+def systemd_hosts(inventory: Path, prefix: str, count: int, ssh_base: int,
+                  app_base: int) -> Iterator[Path]:
+    """COUNT systemd hosts made by playbooks/systemd_hosts.yml from a clean slate (leftovers
+    of a killed run removed first), their inventory written to INVENTORY; removed after,
+    and checked gone."""
+    args = ["-e", json.dumps({
+        "systemd_hosts_prefix": prefix, "systemd_hosts_count": count,
+        "systemd_hosts_ssh_port_base": ssh_base, "systemd_hosts_app_port_base": app_base,
+        "systemd_hosts_inventory_dir": str(inventory)})]
+    playbook = str(ROOT / "playbooks" / "systemd_hosts.yml")
+    run(["ansible-playbook", playbook, *args, "-e", "systemd_hosts_state=absent"])
+    run(["ansible-playbook", playbook, *args])
+    try:
+        yield inventory
+    finally:
+        run(["ansible-playbook", playbook, *args, "-e", "systemd_hosts_state=absent"])
+        assert docker("ps", "-aq", "--filter",
+                      f"label=io.incident-runner.systemd-hosts={prefix}") == ""

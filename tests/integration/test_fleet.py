@@ -28,7 +28,17 @@ import yaml
 from incident_runner.engine import IncidentResult, RemediateRequest, remediate
 from incident_runner.errors import ExitCode
 from incident_runner.junit import render_junit
-from tests.stack import ROOT, VENV_BIN, Stack, docker, http_status, inspect, new_stack, run
+from tests.stack import (
+    ROOT,
+    VENV_BIN,
+    Stack,
+    docker,
+    http_status,
+    inspect,
+    new_stack,
+    run,
+    systemd_hosts,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleet-hosts")]
 
@@ -72,19 +82,8 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     inventory = tmp_path_factory.mktemp("fleet") / "inventory"
-    args = ["-e", json.dumps({
-        "systemd_hosts_prefix": PREFIX, "systemd_hosts_count": COUNT,
-        "systemd_hosts_ssh_port_base": SSH_BASE, "systemd_hosts_app_port_base": APP_BASE,
-        "systemd_hosts_inventory_dir": str(inventory)})]
-    playbook = str(ROOT / "playbooks" / "systemd_hosts.yml")
-    run(["ansible-playbook", playbook, *args, "-e", "systemd_hosts_state=absent"])
-    run(["ansible-playbook", playbook, *args])
-    try:
+    with systemd_hosts(inventory, PREFIX, COUNT, SSH_BASE, APP_BASE):
         yield Fleet(inventory)
-    finally:
-        run(["ansible-playbook", playbook, *args, "-e", "systemd_hosts_state=absent"])
-        assert docker("ps", "-aq", "--filter",
-                      f"label=io.incident-runner.systemd-hosts={PREFIX}") == ""
 
 
 def _hosts(result: IncidentResult) -> dict[str, dict[str, object]]:

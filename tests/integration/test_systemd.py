@@ -11,7 +11,6 @@ resets what it broke with playbooks/faults/systemd-clear.yml.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import yaml
 from incident_runner.engine import RemediateRequest, remediate
 from incident_runner.errors import ExitCode
 from incident_runner.platform import platform_of
-from tests.stack import ROOT, docker, http_json, http_status, run
+from tests.stack import ROOT, docker, http_json, http_status, run, systemd_hosts
 
 # One set of hosts per module: every test of it on one xdist worker.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("systemd-hosts")]
@@ -66,19 +65,8 @@ class Hosts:
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
     inventory = tmp_path_factory.mktemp("systemd") / "inventory"
-    args = ["-e", json.dumps({
-        "systemd_hosts_prefix": PREFIX, "systemd_hosts_count": 2,
-        "systemd_hosts_ssh_port_base": SSH_BASE, "systemd_hosts_app_port_base": APP_BASE,
-        "systemd_hosts_inventory_dir": str(inventory)})]
-    playbook = str(ROOT / "playbooks" / "systemd_hosts.yml")
-    run(["ansible-playbook", playbook, *args, "-e", "systemd_hosts_state=absent"])
-    run(["ansible-playbook", playbook, *args])
-    try:
+    with systemd_hosts(inventory, PREFIX, 2, SSH_BASE, APP_BASE):
         yield Hosts(inventory)
-    finally:
-        run(["ansible-playbook", playbook, *args, "-e", "systemd_hosts_state=absent"])
-        assert docker("ps", "-aq", "--filter",
-                      f"label=io.incident-runner.systemd-hosts={PREFIX}") == ""
 
 
 def test_inventory_is_ssh_with_host_key_checking(hosts: Hosts) -> None:
