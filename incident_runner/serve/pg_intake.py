@@ -129,21 +129,13 @@ class PostgresIntake:
 
     def _close_live(self) -> None:
         live, self._live = self._live, None
-        if live is not None:
-            try:
-                live.close()
-            except psycopg.Error as exc:
-                LOG.debug("closing the live session: %s", exc)
+        _close_quietly(live, "the live session")
 
     def close(self) -> None:
         with self._lock:
             self._close_live()
             conn, self._conn = self._conn, None
-            if conn is not None:
-                try:
-                    conn.close()
-                except psycopg.Error as exc:
-                    LOG.debug("closing the intake connection: %s", exc)
+            _close_quietly(conn, "the intake connection")
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
@@ -322,3 +314,12 @@ class PostgresIntake:
             row = conn.execute("SELECT count(*) FROM ir_serve_incidents WHERE state = 'queued'"
                                ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _close_quietly(conn: psycopg.Connection[Any] | None, what: str) -> None:
+    """Close a connection that may already be dead (the server gone): nothing to report."""
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg.Error as exc:
+            LOG.debug("closing %s: %s", what, exc)
