@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +55,7 @@ class Burst:
         self.kill_now = threading.Event()
         self.restarted = threading.Event()
         self.downtime_s = 0.0
+        self.kill_error = ""
         self.answers: dict[str, dict[str, Any]] = {}
 
     def one(self, i: int) -> None:
@@ -85,8 +87,11 @@ class Burst:
         if not self.kill_now.wait(timeout=self.timeout):
             return
         t0 = time.monotonic()
-        self.serve.kill()  # SIGKILL
-        self.serve.start()
+        try:
+            self.serve.kill()  # SIGKILL
+            self.serve.start()
+        except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+            self.kill_error = f"{type(exc).__name__}: {exc}"
         self.downtime_s = time.monotonic() - t0
         self.restarted.set()
 
@@ -136,7 +141,8 @@ def account(serve: Serve, burst: Burst, wait_s: float) -> dict[str, Any]:
 
 
 def check(result: dict[str, Any]) -> list[str]:
-    problems = []
+    problems = [f"kill and restart of serve failed: {result['kill_error']}"] \
+        if result["kill_error"] else []
     if result["unanswered"]:
         problems.append(f"alerts never answered 202: {result['unanswered']}")
     if result["lost"]:
@@ -209,7 +215,7 @@ def main() -> int:
     times = [a["ms"] for a in burst.answers.values() if a["ms"] is not None]
     result.update(
         alerts=args.alerts, concurrency=args.concurrency, kill_at=args.kill_at,
-        downtime_s=burst.downtime_s, burst_s=elapsed, workdir=str(workdir),
+        downtime_s=burst.downtime_s, kill_error=burst.kill_error, burst_s=elapsed, workdir=str(workdir),
         load=(load_before, os.getloadavg()[0]),
         retried=sum(1 for a in burst.answers.values() if a["attempts"] > 1),
         answer_ms={"p50": statistics.median(times) if times else float("nan"),

@@ -53,6 +53,22 @@ def http_status(url: str, timeout: float = 3.0) -> int:
         return 0
 
 
+def wait_ssh_banner(port: int, timeout: float = 120) -> None:
+    """Until sshd on 127.0.0.1:PORT sends its banner (a restarted container's port forward
+    accepts connections before sshd listens, then drops them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                if conn.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no SSH banner on 127.0.0.1:{port} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def http_json(url: str, timeout: float = 3.0) -> dict[str, object]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:

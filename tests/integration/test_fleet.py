@@ -38,6 +38,7 @@ from tests.stack import (
     new_stack,
     run,
     systemd_hosts,
+    wait_ssh_banner,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("fleet-hosts")]
@@ -154,7 +155,9 @@ def test_two_broken_one_unreachable_three_untouched(fleet: Fleet, tmp_path: Path
     assert cases[(fleet.name(3), "outcome")] is False
     assert cases[(fleet.name(4), "outcome")] is True
     assert (fleet.name(4), "restart") not in cases
-    # host 3 is back for the next test
+    # host 3 is back for the next test: sshd first (until it listens, the port forward
+    # accepts and drops the connection), then the api
+    wait_ssh_banner(SSH_BASE + 3)
     run(["ansible", "-i", str(fleet.inventory), fleet.name(3), "-m", "ansible.builtin.wait_for",
          "-a", "port=8080 timeout=60"])
 

@@ -17,6 +17,7 @@ def test_burst_with_kill_9_one_incident_per_group_none_lost(tmp_path: Path) -> N
          "--groups", "20", "--concurrency", "8", "--kill-at", "500", "--port", "18902",
          "--timeout", "300", "--workdir", str(tmp_path), "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.stdout.strip(), f"exit {proc.returncode}, no result: {proc.stderr[-3000:]}"
     result = json.loads(proc.stdout)
     print(json.dumps({k: result[k] for k in ("answer_ms", "burst_s", "downtime_s",
                                               "recorded_twice", "runner_attempts")}))
