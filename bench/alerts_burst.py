@@ -215,7 +215,8 @@ def main() -> int:
     times = [a["ms"] for a in burst.answers.values() if a["ms"] is not None]
     result.update(
         alerts=args.alerts, concurrency=args.concurrency, kill_at=args.kill_at,
-        downtime_s=burst.downtime_s, kill_error=burst.kill_error, burst_s=elapsed, workdir=str(workdir),
+        downtime_s=burst.downtime_s, kill_error=burst.kill_error, burst_s=elapsed,
+        workdir=str(workdir),
         load=(load_before, os.getloadavg()[0]),
         retried=sum(1 for a in burst.answers.values() if a["attempts"] > 1),
         answer_ms={"p50": statistics.median(times) if times else float("nan"),
