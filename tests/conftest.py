@@ -21,8 +21,8 @@ def _state_under_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # behind them at the end (scripts/test.sh passes --no-loadscope-reorder to keep this
 # order). Ranked by the "CPU by file" table of a full run; the rest keep file order.
 LONGEST_FIRST = tuple(f"tests/integration/test_{name}.py" for name in (
-    "drills", "faults", "ci", "systemd", "fleet", "molecule", "alert_loop", "safety", "queues",
-    "ladder", "no_local_fix", "postgres", "serve_postgres", "foundation"))
+    "drills", "ci", "systemd", "fleet", "molecule", "alert_loop", "safety", "queues",
+    "ladder", "postgres", "serve_postgres", "foundation"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack, docker, http_json, http_status, inspect, new_stack, run
+from tests.stack import LABEL, Stack, docker, http_json, http_status, inspect, new_stack, run
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,28 @@ def test_teardown_leaves_nothing_of_ours(tmp_path: Path) -> None:
     s.down()
     assert s.leftovers() == {"containers": [], "networks": [], "volumes": []}
     assert not s.dir.exists()
+    # the app images built for it too (<project>/app:<commit> and :deployed)
+    assert docker("image", "ls", "-q", "--filter", f"label={LABEL}={s.project}") == ""
+    assert docker("image", "ls", "-q", f"{s.project}/app") == ""
 
 
 def _git_head(repo: Path) -> str:
     return run(["git", "-C", str(repo), "rev-parse", "HEAD"]).stdout.strip()
+
+
+def test_a_fault_injection_that_does_nothing_fails(stack: Stack) -> None:
+    """A fault playbook whose effect does not show must fail, not pass silently. (Each
+    real injection is proven by its drill: the fault playbook asserts its effect and the
+    drill's detector, which knows nothing of the fault, must see it; test_drills.py.)"""
+    # work_ms 0: the knob is written but nothing gets slower.
+    proc = stack.playbook("playbooks/faults/high-latency.yml", "-e", "fault_high_latency_work_ms=0",
+                          check=False)
+    assert proc.returncode != 0
+    assert "high-latency not confirmed" in proc.stdout
+    # alloc_mb under the memory limit would never OOM: refused before anything changes.
+    api = inspect(stack.container("api"))["State"]
+    proc = stack.playbook("playbooks/faults/oom.yml", "-e", "fault_oom_alloc_mb=8", check=False)
+    assert proc.returncode != 0
+    assert inspect(stack.container("api"))["State"] == api
+    # web's knobs are now {"work_ms": 0}, a no-op
+    assert http_status(stack.url + "/web/health") == 200
