@@ -114,15 +114,15 @@ def _host_checks(incident: Incident, hosts: list[str], *, confirm: bool
 
 
 def _verify(incident: Incident, states: dict[str, HostState], hosts: list[str],
-            label: str) -> set[str]:
-    """Hosts verified healthy: their checks from the runner, then the scenario's verify
-    playbook once, limited to them."""
+            label: str, playbook: bool = True) -> set[str]:
+    """Hosts verified healthy: their checks from the runner, then (PLAYBOOK) the scenario's
+    verify playbook once, limited to them."""
     s = incident.scenario
     started = now_iso()
     results = _host_checks(incident, hosts, confirm=False)
     healthy = {h for h, rs in results.items() if all(r.healthy for r in rs)}
     details = {h: "; ".join(r.message for r in rs) for h, rs in results.items()}
-    if healthy and s.verify.playbook:
+    if healthy and playbook and s.verify.playbook:
         run = incident.run("verify", None, label,
                            playbook_play(playbooks_dir() / s.verify.playbook,
                                          {**incident.base_vars(), **s.verify.vars}),
@@ -295,9 +295,10 @@ def _settle(incident: Incident, states: dict[str, HostState], step: Step,
             candidates: list[str]) -> None:
     """Verify the hosts the step ran on, watch the stabilisation window, end the healthy."""
     s = incident.scenario
-    healthy = _verify(incident, states, candidates, f"after-{step.name}") if candidates \
-        else set()
     window = s.verify.stabilisation_seconds
+    # The verify playbook (an Ansible run) only once: at the end of the window, if any.
+    healthy = _verify(incident, states, candidates, f"after-{step.name}", window <= 0) \
+        if candidates else set()
     if healthy and window > 0:
         incident.reporter.phase("stabilise", f"watching for {window:g}s")
         deadline = time.monotonic() + window

@@ -41,13 +41,14 @@ def escalate(incident: Incident, reason: str, trigger: str, after: str | None = 
     return Outcome(Status.ESCALATED, reason)
 
 
-def verify(incident: Incident, label: str) -> bool:
-    """HTTP checks from the runner, then the scenario's verify playbook if it has one."""
+def verify(incident: Incident, label: str, playbook: bool = True) -> bool:
+    """HTTP checks from the runner, then the scenario's verify playbook if it has one (and
+    PLAYBOOK: a step with a stabilisation window runs it once, at the window's end)."""
     s = incident.scenario
     started = now_iso()
     healthy, results = check_health(incident)
     details = [r.message for r in results]
-    if healthy and s.verify.playbook:
+    if healthy and playbook and s.verify.playbook:
         play_vars = {**incident.base_vars(), **s.verify.vars}
         run = incident.run("verify", None, label,
                            playbook_play(playbooks_dir() / s.verify.playbook, play_vars),
@@ -196,7 +197,9 @@ def climb(incident: Incident) -> Outcome:  # noqa: PLR0911 (each rail ends the c
                 return stop
             incident.recorder.decision("next_step", f"step {run.status}", after=step.name)
             continue
-        if verify(incident, f"after-{step.name}") and _stable(incident, step.name):
+        # The verify playbook (an Ansible run) only once: at the end of the window, if any.
+        at_once = incident.scenario.verify.stabilisation_seconds <= 0
+        if verify(incident, f"after-{step.name}", at_once) and _stable(incident, step.name):
             return _verified(incident, step, run)
         incident.recorder.decision("next_step", "verification failed", after=step.name)
     if check:

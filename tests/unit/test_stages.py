@@ -124,3 +124,36 @@ def test_an_unreachable_host_escalates_at_once(tmp_path: Path, service: Service)
     assert fake.ran == ["first"]  # step 2 is not tried on a host we cannot reach
     assert result.status == "escalated"
     assert result.journal["reason"].startswith("unreachable: web-1")
+
+
+@pytest.mark.parametrize(("window", "verify_runs"), [
+    (0, ["after-first"]), (0.2, ["stable-after-first"])])
+def test_the_verify_playbook_runs_once_per_step_at_the_end_of_the_window(
+        tmp_path: Path, service: Service, window: float, verify_runs: list[str]) -> None:
+    service.healthy = False
+    request = _request(tmp_path, service)
+    path = tmp_path / "catalog" / "stages.yml"
+    doc = yaml.safe_load(path.read_text())
+    doc["verify"].update(playbook="verify/container_running.yml", stabilisation_seconds=window,
+                         vars={"verify_container_name": "app"})
+    path.write_text(yaml.safe_dump(doc))
+    fake = FakeAnsible(service, {"first": ("successful", True, "ok")})
+    result = remediate(request, runner=fake)
+    assert fake.ran == ["first", *verify_runs] and result.status == "resolved"
+
+
+def test_a_verify_playbook_failing_at_the_end_of_the_window_climbs(
+        tmp_path: Path, service: Service) -> None:
+    service.healthy = False
+    request = _request(tmp_path, service)
+    path = tmp_path / "catalog" / "stages.yml"
+    doc = yaml.safe_load(path.read_text())
+    doc["verify"].update(playbook="verify/container_running.yml", stabilisation_seconds=0.2,
+                         vars={"verify_container_name": "app"})
+    path.write_text(yaml.safe_dump(doc))
+    fake = FakeAnsible(service, {"first": ("successful", True, "ok"),
+                                 "stable-after-first": ("failed", False, "failed"),
+                                 "second": ("successful", True, "ok")})
+    result = remediate(request, runner=fake)
+    assert fake.ran == ["first", "stable-after-first", "second", "stable-after-second"]
+    assert (result.status, result.journal["resolved_by"]) == ("resolved", "second")
