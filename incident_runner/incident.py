@@ -86,7 +86,8 @@ class Incident:
         if request.vault_password_file is not None:  # a bad password file fails before opening
             for value in vault_values(target.inventory, request.vault_password_file):
                 self.redactor.add(value)
-        self.incident_id, self.dir = new_incident_dir(root, scenario.id)
+        self.incident_id, self.dir = new_incident_dir(root, scenario.id,
+                                                      self.store.claim_incident_id)
         self.recorder = Recorder(Timeline(self.dir / TIMELINE_FILE), reporter, self.redactor)
         timeout = request.timeout_seconds
         if timeout is None and safety.incident_timeout_minutes is not None:

@@ -10,6 +10,7 @@ folder per Ansible run).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,8 +27,11 @@ DIAGNOSTICS_DIR = "diagnostics"
 ARTIFACTS_DIR = "artifacts"
 
 
-def new_incident_dir(root: Path, scenario: str) -> tuple[str, Path]:
-    """Create ``INC-YYYYMMDD-HHMMSS-<scenario>`` exclusively (never reuse a folder)."""
+def new_incident_dir(root: Path, scenario: str,
+                     claim: Callable[[str, str], bool] | None = None) -> tuple[str, Path]:
+    """Create ``INC-YYYYMMDD-HHMMSS[-n]-<scenario>`` exclusively (never reuse a folder).
+    CLAIM(id, folder) also reserves the id where runners share a store; False: taken
+    elsewhere, so this folder goes and the next ``-n`` is tried."""
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime(f"{INCIDENT_PREFIX}%Y%m%d-%H%M%S")
     for n in range(1, 1000):
@@ -37,7 +41,14 @@ def new_incident_dir(root: Path, scenario: str) -> tuple[str, Path]:
             path.mkdir(mode=0o700)
         except FileExistsError:
             continue
-        return incident_id, path
+        try:
+            claimed = claim is None or claim(incident_id, path.name)
+        except BaseException:
+            path.rmdir()  # nothing written in it yet
+            raise
+        if claimed:
+            return incident_id, path
+        path.rmdir()
     raise ExecutionError(f"cannot allocate an incident folder under {root}")
 
 

@@ -3,6 +3,7 @@
 The incident folders are always files (the record). What several runners
 must share sits behind ``Store``:
 
+- ``claim_incident_id`` makes an incident id unique among the runners sharing it;
 - ``record`` indexes a closed incident (never raises: the folder is the truth);
 - ``list_incidents`` returns ``IncidentRow``s (``stats`` computes from them);
 - ``count_remediations`` is what the flap guard counts;
@@ -56,6 +57,11 @@ class Store(Protocol):
     """One backend for the shared state of incidents (see the module docstring)."""
 
     name: str
+
+    def claim_incident_id(self, incident_id: str, folder: str) -> bool:
+        """True if no runner sharing this store has used ``incident_id``; it is then
+        this incident's (``folder`` is its folder's name)."""
+        ...
 
     def record(self, journal: dict[str, Any]) -> bool: ...
 

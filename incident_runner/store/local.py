@@ -19,6 +19,9 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def claim_incident_id(self, incident_id: str, folder: str) -> bool:
+        return True  # one state dir: its exclusively created folder already makes it unique
+
     def record(self, journal: dict[str, Any]) -> bool:
         return history.record(journal, self.root)
 

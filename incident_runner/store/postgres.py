@@ -200,6 +200,20 @@ class PostgresStore:
         return connect(self.url, purpose)
 
     # -- writing ------------------------------------------------------------------------
+    def claim_incident_id(self, incident_id: str, folder: str) -> bool:
+        """Claim the id for every runner on this database (unreachable: exit 1, one line,
+        before anything acted)."""
+        try:
+            with self._connect("incident id") as conn, conn.transaction():
+                row = conn.execute(
+                    "INSERT INTO ir_incident_ids (incident_id, origin, dir) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (incident_id) DO NOTHING RETURNING incident_id",
+                    (incident_id, self.origin, folder)).fetchone()
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"state database {self.where}: {_first_line(exc)}"
+                                        ) from None
+        return row is not None
+
     def record(self, journal: dict[str, Any]) -> bool:
         """Index a closed incident. Never raises: the folder on disk is the truth."""
         try:

@@ -38,7 +38,7 @@ def pg() -> Iterator[PgServer]:
         server.start()
         server.create_database()
         assert upgrade(server.url) == (0, SCHEMA_VERSION,
-                                      ["0001_initial", "0002_serve_intake"])
+                                      ["0001_initial", "0002_serve_intake", "0003_incident_ids"])
         yield server
     finally:
         server.destroy()
@@ -143,11 +143,12 @@ def test_ten_triggers_across_two_runners_act_once_and_history_is_shared(
     assert sum("flap guard" in r for r in reasons) == 9, reasons
     assert {r[0] for r in results} == {3}, reasons
     with psycopg.connect(runners.url) as conn:
-        row = conn.execute("SELECT count(*), count(DISTINCT origin) FROM ir_incidents WHERE "
-                           "scenario = 'pg-touch'").fetchone()
+        row = conn.execute("SELECT count(*), count(DISTINCT origin), count(DISTINCT incident_id) "
+                           "FROM ir_incidents WHERE scenario = 'pg-touch'").fetchone()
         mitigated = conn.execute("SELECT count(DISTINCT (origin, incident_dir)) FROM ir_steps "
                                  "WHERE phase = 'mitigate'").fetchone()
-    assert row == (10, 2)
+    # ten incidents, ten ids: two runners opening in the same second never share one
+    assert row == (10, 2, 10)
     assert mitigated == (1,)
 
     # One truth: `incidents` and `stats` print the same whichever runner asks.
