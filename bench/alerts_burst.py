@@ -16,6 +16,7 @@ measures serve, not Ansible. Bounded: N posts, each retried for at most --timeou
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -72,7 +73,9 @@ class Burst:
             t0 = time.perf_counter()
             try:
                 last = post(self.serve.url + "/alerts/alertmanager", body, timeout=30)
-            except OSError:  # refused or cut while the server is down: retry
+            # refused, or cut mid-answer by the kill (IncompleteRead, BadStatusLine are
+            # HTTPExceptions, not OSErrors): retry, as Alertmanager does
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.2)
                 continue
             if last[0] == 202:
