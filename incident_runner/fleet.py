@@ -42,6 +42,7 @@ from incident_runner.ladder import (
     _before_step,
     _note_check,
     _window_passed,
+    watch_window,
 )
 from incident_runner.layout import DIAGNOSTICS_DIR
 from incident_runner.lock import LockBusyError, describe_holder
@@ -300,10 +301,7 @@ def _settle(incident: Incident, states: dict[str, HostState], step: Step,
     healthy = _verify(incident, states, candidates, f"after-{step.name}", window <= 0) \
         if candidates else set()
     if healthy and window > 0:
-        incident.reporter.phase("stabilise", f"watching for {window:g}s")
-        deadline = time.monotonic() + window
-        while time.monotonic() < deadline and not incident.cancel.is_set():
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        watch_window(incident)
         healthy = _verify(incident, states, sorted(healthy), f"stable-after-{step.name}")
     for host in healthy:
         state = states[host]

@@ -61,14 +61,19 @@ def verify(incident: Incident, label: str, playbook: bool = True) -> bool:
     return healthy
 
 
-def _stable(incident: Incident, after: str) -> bool:
+def watch_window(incident: Incident) -> None:
+    """Wait out the scenario's stabilisation window (a cancel cuts it short)."""
     window = incident.scenario.verify.stabilisation_seconds
-    if window <= 0:
-        return True
     incident.reporter.phase("stabilise", f"watching for {window:g}s")
     deadline = time.monotonic() + window
     while time.monotonic() < deadline and not incident.cancel.is_set():
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def _stable(incident: Incident, after: str) -> bool:
+    if incident.scenario.verify.stabilisation_seconds <= 0:
+        return True
+    watch_window(incident)
     return verify(incident, f"stable-after-{after}")
 
 
