@@ -5,9 +5,10 @@
   means there is nothing to fix: the incident ends ``not-reproduced``.
 - ``capture_diagnostics`` saves what the target looked like before any change.
   For a target on this machine (``ansible_connection: local``) the
-  capture_diagnostics role's module runs directly as a subprocess (the same
-  code, a tenth of the cost of an Ansible run) alongside the symptom check;
-  other targets go through the role.
+  capture_diagnostics role's module is called in the runner's own process (the
+  same code, its arguments checked by the same spec; ~0.1 s instead of an
+  Ansible run's ~1.5 s) alongside the symptom check; other targets go through
+  the role.
 - ``check_health`` is verification: the same checks, waiting for healthy.
 """
 
@@ -31,6 +32,8 @@ from incident_runner.timeutil import now_iso
 LOG = logging.getLogger(__name__)
 
 DIAGNOSTICS_MODULE = Path("capture_diagnostics") / "library" / "incident_diagnostics.py"
+# What a step event records as the step's limit: each read of the capture has its own
+# timeout (capture_diagnostics_timeout), the whole is not cut off in-process.
 DIAGNOSTICS_TIMEOUT_S = 60
 
 
@@ -80,8 +83,8 @@ def _diagnostics_args(incident: Incident) -> dict[str, Any]:
 
 def _capture_locally(incident: Incident) -> dict[str, Any]:
     """Run the role's module here, as Ansible would on this machine."""
-    return local_module.run(roles_dir() / DIAGNOSTICS_MODULE, _diagnostics_args(incident),
-                            DIAGNOSTICS_TIMEOUT_S)
+    return local_module.call(roles_dir() / DIAGNOSTICS_MODULE, "capture",
+                             _diagnostics_args(incident))
 
 
 def container_evidence(incident: Incident) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ failed, 2 bad input or usage, 3 escalated to a human.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import logging
 import os
@@ -92,3 +94,26 @@ def main() -> None:
                    "(rerun with --debug for the traceback)", err=True)
         sys.exit(int(ExitCode.FAILED))
     sys.exit(int(code or 0))
+
+
+def console() -> None:
+    """The installed command: ``main``, then exit without the interpreter's teardown.
+
+    With Ansible's modules loaded, tearing the interpreter down costs ~0.15 s of CPU
+    after the work is done; every incident, alert and drill paid it. The exit
+    handlers still run (thread pools joined, logs and temporary files closed), and
+    everything the runner writes was written atomically before this point.
+    """
+    try:
+        main()
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):  # sys.exit("message"): as Python does it
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(int(code or 0))

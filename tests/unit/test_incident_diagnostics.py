@@ -104,3 +104,46 @@ def test_summarize_reads_state(mod: ModuleType) -> None:
     assert (row["status"], row["exit_code"], row["oom_killed"]) == ("exited", 137, True)
     assert row["revision"] == "abc"
     assert row["networks"] == ["a", "b"]
+
+
+def test_engine_logs_split_the_multiplexed_streams(mod: ModuleType) -> None:
+    # Without a TTY the engine frames each chunk: stream (1 out, 2 err), 3 zero bytes, length.
+    def frame(stream: int, text: str) -> bytes:
+        data = text.encode()
+        return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+    body = frame(1, "t1 out one\n") + frame(2, "t2 err one\n") + frame(1, "t3 out two\n")
+    engine = mod.Engine()
+    engine.request_raw = lambda *a, **k: body
+    assert engine.logs("api", 10) == ("t1 out one\nt3 out two\n", "t2 err one\n")
+    engine.request_raw = lambda *a, **k: b"t1 tty line\n"
+    assert engine.logs("api", 10, tty=True) == ("t1 tty line\n", "")
+
+
+def test_a_cgroup_that_does_not_name_the_container_is_not_read(mod: ModuleType) -> None:
+    # The engine's PID may be another PID namespace's: this process is not that container.
+    import os  # noqa: PLC0415
+
+    assert mod.cgroup_stats({"Id": "f" * 64, "Name": "/x", "State": {"Pid": os.getpid()}}) is None
+    assert mod.cgroup_stats({"Id": "f" * 64, "Name": "/x", "State": {"Pid": 0}}) is None
+
+
+def test_engine_ps_rows_in_the_cli_keys(mod: ModuleType) -> None:
+    row = mod._ps_row({"Names": ["/ir-x-proxy-1"], "Image": "caddy", "State": "running",
+                       "Status": "Up 3 minutes", "Created": 0,
+                       "Ports": [{"IP": "127.0.0.1", "PrivatePort": 8080, "PublicPort": 18099,
+                                  "Type": "tcp"}, {"PrivatePort": 443, "Type": "tcp"}]})
+    assert row == {"Names": "ir-x-proxy-1", "Image": "caddy", "State": "running",
+                   "Status": "Up 3 minutes", "Ports": "127.0.0.1:18099->8080/tcp, 443/tcp",
+                   "CreatedAt": "1970-01-01 00:00:00 +0000 UTC"}
+
+
+def test_called_in_process_the_arguments_are_checked_by_the_spec(tmp_path: Path) -> None:
+    # What AnsibleModule would say for a wrong type; the capture never starts.
+    out = local_module.call(MODULE, "capture", {"dest": str(tmp_path / "d"), "project": "p",
+                                                "log_lines": "many"})
+    assert out["failed"] and "log_lines" in out["msg"]
+    assert not (tmp_path / "d").exists()
+    out = local_module.call(MODULE, "capture", {"dest": str(tmp_path / "d")})
+    assert out["failed"]
+    assert "capture_diagnostics_containers or capture_diagnostics_project" in out["msg"]

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.docker_engine import Engine, EngineError
 from ansible.module_utils.incident_redaction import SENSITIVE_NAMES, RuleRedactor
 
@@ -24,7 +23,8 @@ DOCUMENTATION = r"""
 module: incident_diagnostics
 short_description: Save container status, inspect, logs, recent changes and resource use
 description:
-  - One pass over the docker CLI (argv only, no shell), git and /proc, run in
+  - One pass over the Docker engine API (the docker CLI, argv only, where the API
+    cannot answer), the containers' cgroup files, git and /proc, run in
     parallel, written into O(dest) - directories 0700, files 0600, each file
     written to a temporary name and renamed into place, manifest.json last.
   - Read-only toward the system. Secrets are redacted before anything is
@@ -46,7 +46,7 @@ options:
   log_lines: {type: int, default: 200, description: Last N log lines per container.}
   repo: {type: path, required: false, description: Git checkout whose recent history to record.}
   git_log_count: {type: int, default: 20, description: Commits of history to record.}
-  docker: {type: str, default: "", description: Docker CLI (default /usr/bin/docker, else PATH).}
+  docker: {type: str, default: "", description: Docker CLI if the engine API fails.}
   secret_names: {type: str, description: Case-insensitive regex for secret env and label names.}
   secret_patterns: {type: list, elements: str, default: [], description: Extra regexes to mask.}
   overwrite: {type: bool, default: false, description: Capture again over a complete capture.}
@@ -90,18 +90,92 @@ def _stats_row(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ps_row(c: dict[str, Any]) -> dict[str, Any]:
+    """An engine /containers/json entry in `docker ps --format json`'s keys."""
+    ports = ", ".join(
+        (f"{p['IP']}:{p['PublicPort']}->" if p.get("PublicPort") else "")
+        + f"{p.get('PrivatePort')}/{p.get('Type', 'tcp')}" for p in c.get("Ports") or [])
+    created = datetime.datetime.fromtimestamp(int(c.get("Created") or 0), datetime.UTC)
+    return {"Names": ",".join(n.lstrip("/") for n in c.get("Names") or []),
+            "Image": c.get("Image", ""), "State": c.get("State", ""),
+            "Status": c.get("Status", ""), "Ports": ports,
+            "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")}
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_dirs(pid: int, cid: str) -> dict[str, Path]:
+    """The container's memory and pids cgroup directories (v1 or v2), from /proc/PID/cgroup.
+    Empty unless the path names the container: a PID of another PID namespace must not
+    be read as this container's."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return {}
+    dirs: dict[str, Path] = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if cid not in path:
+            continue
+        if controllers == "":  # v2: one unified hierarchy
+            dirs.setdefault("memory", Path("/sys/fs/cgroup" + path))
+            dirs.setdefault("pids", Path("/sys/fs/cgroup" + path))
+        for name in ("memory", "pids"):
+            if name in controllers.split(","):
+                dirs[name] = Path(f"/sys/fs/cgroup/{name}{path}")
+    return dirs
+
+
+def cgroup_stats(container: dict[str, Any]) -> dict[str, Any] | None:
+    """`_stats_row`'s fields from the container's cgroup files; None when unreadable."""
+    pid = int((container.get("State") or {}).get("Pid") or 0)
+    dirs = _cgroup_dirs(pid, container["Id"]) if pid else {}
+    mem, pids = dirs.get("memory"), dirs.get("pids")
+    if mem is None:
+        return None
+    v2 = (mem / "memory.current").exists()
+    usage = _read_int(mem / ("memory.current" if v2 else "memory.usage_in_bytes"))
+    if usage is None:
+        return None
+    limit = _read_int(mem / ("memory.max" if v2 else "memory.limit_in_bytes"))
+    inactive = 0
+    try:
+        for line in (mem / "memory.stat").read_text(encoding="ascii").splitlines():
+            key, _, value = line.partition(" ")
+            if key == ("inactive_file" if v2 else "total_inactive_file") and value.isdigit():
+                inactive = int(value)
+    except OSError:
+        pass
+    if not limit or limit >= 2 ** 62:  # "max" (v2) or the v1 sentinel: the host's memory
+        limit = meminfo().get("MemTotal", 0)
+    current = _read_int(pids / "pids.current") if pids else None
+    return _stats_row({"name": container.get("Name", ""), "id": container["Id"],
+                       "memory_stats": {"usage": usage, "limit": limit,
+                                        "stats": {"inactive_file": inactive}},
+                       "pids_stats": {"current": "" if current is None else current}})
+
+
 class Capture:
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.p = module.params
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.p = params
         self.dest = Path(self.p["dest"])
         self.errors: list[str] = []
         self.files: list[str] = []
-        self.docker = self._docker_bin()
+        self.docker = ""
+        self.engine: Engine | None = Engine(timeout=self.p["timeout"])
         self.redactor = Redactor(self.p["secret_names"] or DEFAULT_SECRET_NAMES,
                                  self.p["secret_patterns"])
 
-    def _docker_bin(self) -> str:
+    def docker_cli(self) -> str:
+        """The docker CLI, for what the engine API could not answer."""
+        if self.docker:
+            return self.docker
         wanted = self.p["docker"]
         if wanted:
             found = shutil.which(wanted)
@@ -109,10 +183,8 @@ class Capture:
             found = "/usr/bin/docker"
         else:
             found = shutil.which("docker")
-        if not found:
-            self.module.fail_json(msg="capture_diagnostics_docker: no docker CLI found "
-                                      f"({wanted or '/usr/bin/docker or docker on PATH'})")
-        return str(found)
+        self.docker = str(found or wanted or "docker")  # a missing CLI: each call records it
+        return self.docker
 
     def run(self, argv: list[str], what: str, record: bool = True) -> tuple[int, str, str]:
         """Run argv (never a shell); a failure goes into the manifest unless record is false."""
@@ -128,24 +200,48 @@ class Capture:
         return proc.returncode, proc.stdout, proc.stderr
 
     # -- gathering ----------------------------------------------------------
+    # Reads go to the engine API over its socket (~1 ms each; a `docker` CLI call is a
+    # process, 20-150 ms); the first API failure (no socket, a tcp DOCKER_HOST) is
+    # recorded and the CLI does the rest.
+    def api_failed(self, what: str, exc: EngineError) -> None:
+        self.errors.append(f"engine API ({what}): {exc}; using the docker CLI")
+        self.engine = None
+
     def containers(self) -> tuple[list[dict[str, Any]], list[str]]:
-        """Inspect the listed containers and the project's in one call; name the missing ones."""
+        """Inspect the listed containers and the project's; name the missing ones."""
         refs = list(self.p["containers"])
+        engine = self.engine
+        if engine is not None:
+            try:
+                if self.p["project"]:
+                    listed = engine.containers([f"com.docker.compose.project={self.p['project']}"])
+                    refs += [c["Id"] for c in listed if c["Id"] not in refs]
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    found = [c for c in pool.map(engine.container, refs) if c is not None]
+                return self._judge(refs, found)
+            except EngineError as exc:
+                self.api_failed("inspect", exc)
+                refs = list(self.p["containers"])
         if self.p["project"]:
-            _, out, _ = self.run([self.docker, "ps", "-a", "-q", "--no-trunc", "--filter",
+            _, out, _ = self.run([self.docker_cli(), "ps", "-a", "-q", "--no-trunc", "--filter",
                                   f"label=com.docker.compose.project={self.p['project']}"],
                                  "list project containers")
             refs += [line for line in out.split() if line not in refs]
         if not refs:
             return [], []
         # Some missing: rc 1, the found ones still on stdout. Judged below, not an error.
-        _, out, err = self.run([self.docker, "inspect", "--type", "container", *refs],
+        _, out, err = self.run([self.docker_cli(), "inspect", "--type", "container", *refs],
                                "docker inspect", record=False)
         try:
             found = json.loads(out) if out.strip() else []
         except ValueError as exc:
             self.errors.append(f"docker inspect: unreadable output: {exc}; {err.strip()[:300]}")
             found = []
+        return self._judge(refs, found)
+
+    @staticmethod
+    def _judge(refs: list[str], found: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                                       list[str]]:
         unique = list({c["Id"]: c for c in found}.values())
         unique.sort(key=lambda c: c["Name"])
         names = {c["Name"].lstrip("/") for c in unique}
@@ -153,43 +249,69 @@ class Capture:
                    if ref not in names and not any(c["Id"].startswith(ref) for c in unique)]
         return unique, missing
 
-    def logs(self, cid: str) -> str:
+    def logs(self, container: dict[str, Any]) -> str:
         """The last N lines, stdout and stderr merged in time order, each marked out/err."""
         if self.p["log_lines"] == 0:
             return ""
-        _, out, err = self.run([self.docker, "logs", "--timestamps", "--tail",
-                                str(self.p["log_lines"]), cid], f"docker logs {cid[:12]}")
+        cid, tail = container["Id"], self.p["log_lines"]
+        engine = self.engine
+        try:
+            if engine is None:
+                raise EngineError("not used")
+            tty = bool((container.get("Config") or {}).get("Tty"))
+            out, err = engine.logs(cid, tail, tty=tty)
+        except EngineError as exc:
+            if engine is not None:
+                self.errors.append(f"engine API (logs {cid[:12]}): {exc}; using the docker CLI")
+            _, out, err = self.run([self.docker_cli(), "logs", "--timestamps", "--tail",
+                                    str(tail), cid], f"docker logs {cid[:12]}")
         lines = [(_sort_key(ln), 0, ln) for ln in out.splitlines()]
         lines += [(_sort_key(ln), 1, ln) for ln in err.splitlines()]
         lines.sort(key=lambda t: (t[0], t[1]))
         merged = []
-        for _key, stream, line in lines[-self.p["log_lines"]:]:
+        for _key, stream, line in lines[-tail:]:
             ts, _, rest = line.partition(" ")
             merged.append(f"{ts} {'err' if stream else 'out'} {rest}")
         return self.redactor.text("".join(f"{m}\n" for m in merged))
 
-    def stats(self, ids: list[str]) -> list[dict[str, Any]]:
-        """Memory and pids per running container from the engine's one-shot stats (a few ms
-        each; `docker stats --no-stream` samples for ~2 s); the CLI only if the API fails."""
-        if not ids:
-            return []
+    def stats(self, running: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Memory and pids per running container, read from its cgroup (microseconds);
+        the engine's stats API only for a container whose cgroup this host cannot read
+        (it answers ~1 s after the request on Docker 20.10), the CLI if the API fails."""
+        rows, unread = [], []
+        for c in running:
+            row = cgroup_stats(c)
+            if row is None:
+                unread.append(c["Id"])
+            else:
+                rows.append(row)
+        if not unread:
+            return rows
         try:
-            engine = Engine(timeout=self.p["timeout"])
+            engine = self.engine or Engine(timeout=self.p["timeout"])
             with ThreadPoolExecutor(max_workers=8) as pool:
                 raw = list(pool.map(lambda cid: engine.request(
                     "GET", f"/containers/{cid}/stats",
-                    query={"stream": "false", "one-shot": "true"}), ids))
-            return [_stats_row(r) for r in raw if isinstance(r, dict)]
+                    query={"stream": "false", "one-shot": "true"}), unread))
+            return rows + [_stats_row(r) for r in raw if isinstance(r, dict)]
         except EngineError as exc:
             self.errors.append(f"engine stats: {exc}; falling back to docker stats")
-        _, out, _ = self.run([self.docker, "stats", "--no-stream", "--no-trunc",
-                              "--format", "{{json .}}", *ids], "docker stats")
-        return _json_lines(out)
+        _, out, _ = self.run([self.docker_cli(), "stats", "--no-stream", "--no-trunc",
+                              "--format", "{{json .}}", *unread], "docker stats")
+        return rows + _json_lines(out)
 
     def host_containers(self) -> list[dict[str, Any]]:
-        _, out, _ = self.run([self.docker, "ps", "-a", "--no-trunc", "--format", "{{json .}}"],
-                             "docker ps -a")
+        """Every container of the host, in `docker ps -a --format json`'s keys."""
         keys = ("Names", "Image", "State", "Status", "Ports", "CreatedAt")
+        engine = self.engine
+        if engine is not None:
+            try:
+                listed = engine.request("GET", "/containers/json", query={"all": "1"})
+                return [_ps_row(c) for c in listed]
+            except EngineError as exc:
+                self.errors.append(f"engine API (ps): {exc}; using the docker CLI")
+        _, out, _ = self.run([self.docker_cli(), "ps", "-a", "--no-trunc", "--format",
+                              "{{json .}}"], "docker ps -a")
         return [{k: row.get(k, "") for k in keys} for row in _json_lines(out)]
 
     def df(self) -> tuple[str, list[dict[str, Any]]]:
@@ -339,65 +461,70 @@ def summary_text(captured_at: str, rows: list[dict[str, Any]], missing: list[str
     return "\n".join(lines) + "\n"
 
 
-def check_input(module: AnsibleModule) -> None:
-    p = module.params
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "dest": {"type": "path", "required": True},
+    "containers": {"type": "list", "elements": "str", "default": []},
+    "project": {"type": "str", "default": ""},
+    "log_lines": {"type": "int", "default": 200},
+    "repo": {"type": "path", "required": False},
+    "git_log_count": {"type": "int", "default": 20},
+    "docker": {"type": "str", "default": ""},
+    "secret_names": {"type": "str", "required": False},
+    "secret_patterns": {"type": "list", "elements": "str", "default": []},
+    "overwrite": {"type": "bool", "default": False},
+    "timeout": {"type": "int", "default": 30},
+}
+
+
+class CaptureError(Exception):
+    """Bad input or an unwritable destination: the capture did not start."""
+
+
+def check_input(p: dict[str, Any]) -> None:
     if not p["containers"] and not p["project"]:
-        module.fail_json(msg="capture_diagnostics_containers or capture_diagnostics_project: give "
-                             "at least one (container names, or a compose project to capture)")
+        raise CaptureError("capture_diagnostics_containers or capture_diagnostics_project: give "
+                           "at least one (container names, or a compose project to capture)")
     if p["log_lines"] < 0 or p["git_log_count"] < 0:
-        module.fail_json(msg="capture_diagnostics_log_lines and capture_diagnostics_git_log_count "
-                             "must be 0 or more")
+        raise CaptureError("capture_diagnostics_log_lines and capture_diagnostics_git_log_count "
+                           "must be 0 or more")
     patterns = [("capture_diagnostics_secret_names", p["secret_names"] or DEFAULT_SECRET_NAMES)]
     patterns += [("capture_diagnostics_secret_patterns", x) for x in p["secret_patterns"]]
     for name, pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
-            module.fail_json(msg=f"{name}: invalid regular expression {pattern!r}: {exc}")
+            raise CaptureError(f"{name}: invalid regular expression {pattern!r}: {exc}") from None
     dest = Path(p["dest"])
     if dest.exists() and not dest.is_dir():
-        module.fail_json(msg=f"capture_diagnostics_dest: {dest} exists and is not a directory")
+        raise CaptureError(f"capture_diagnostics_dest: {dest} exists and is not a directory")
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "dest": {"type": "path", "required": True},
-            "containers": {"type": "list", "elements": "str", "default": []},
-            "project": {"type": "str", "default": ""},
-            "log_lines": {"type": "int", "default": 200},
-            "repo": {"type": "path", "required": False},
-            "git_log_count": {"type": "int", "default": 20},
-            "docker": {"type": "str", "default": ""},
-            "secret_names": {"type": "str", "required": False},
-            "secret_patterns": {"type": "list", "elements": "str", "default": []},
-            "overwrite": {"type": "bool", "default": False},
-            "timeout": {"type": "int", "default": 30},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
-    check_input(module)
+def capture(p: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
+    """The whole capture, from validated parameters to the module's result (its warnings
+    under ``warnings``). Raises CaptureError before anything is written. The runner calls
+    this in its own process for a target on its machine (incident_runner/evidence.py)."""
+    check_input(p)
     dest = Path(p["dest"])
     if (dest / "manifest.json").exists() and not p["overwrite"]:
-        module.exit_json(changed=False, dest=str(dest), kept_existing=True,
-                         msg=f"diagnostics already captured in {dest}; kept as they are "
-                             "(capture_diagnostics_overwrite: true captures again)")
-    if module.check_mode:
-        module.exit_json(changed=True, dest=str(dest), msg=f"would capture diagnostics into {dest}")
+        return {"changed": False, "dest": str(dest), "kept_existing": True,
+                "msg": f"diagnostics already captured in {dest}; kept as they are "
+                       "(capture_diagnostics_overwrite: true captures again)"}
+    if check_mode:
+        return {"changed": True, "dest": str(dest),
+                "msg": f"would capture diagnostics into {dest}"}
 
     started = time.monotonic()
     captured_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    cap = Capture(module)
+    cap = Capture(p)
     try:
         cap.mkdir(dest)
     except OSError as exc:
-        module.fail_json(msg=f"capture_diagnostics_dest: cannot create {dest}: {exc}")
+        raise CaptureError(f"capture_diagnostics_dest: cannot create {dest}: {exc}") from None
 
     inspected, missing = cap.containers()
-    running = [c["Id"] for c in inspected if (c.get("State") or {}).get("Running")]
+    running = [c for c in inspected if (c.get("State") or {}).get("Running")]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        logs_f = {c["Id"]: pool.submit(cap.logs, c["Id"]) for c in inspected}
+        logs_f = {c["Id"]: pool.submit(cap.logs, c) for c in inspected}
         stats_f = pool.submit(cap.stats, running)
         host_f = pool.submit(cap.host_containers)
         df_f = pool.submit(cap.df)
@@ -428,17 +555,30 @@ def main() -> None:
         "repo": p["repo"] or "", "log_lines": p["log_lines"], "files": sorted(cap.files),
         "errors": cap.errors, "redacted": cap.redactor.count,
     })
-    for name in missing:
-        module.warn(f"capture_diagnostics_containers: no container named {name} "
-                    "(recorded as missing)")
     msg = f"captured {len(rows)} container(s) into {dest} in {duration}s"
     if missing:
         msg += f"; missing: {', '.join(missing)}"
     if cap.errors:
         msg += f"; {len(cap.errors)} error(s), see manifest.json"
-    module.exit_json(changed=True, dest=str(dest), files=sorted(cap.files),
-                     containers=[r["name"] for r in rows], missing=missing, errors=cap.errors,
-                     redacted=cap.redactor.count, duration_s=duration, msg=msg)
+    return {"changed": True, "dest": str(dest), "files": sorted(cap.files),
+            "containers": [r["name"] for r in rows], "missing": missing, "errors": cap.errors,
+            "redacted": cap.redactor.count, "duration_s": duration, "msg": msg,
+            "warnings": [f"capture_diagnostics_containers: no container named {name} "
+                         "(recorded as missing)" for name in missing]}
+
+
+def main() -> None:
+    # Imported here: the runner imports this file for `capture` and need not pay for it.
+    from ansible.module_utils.basic import AnsibleModule  # noqa: PLC0415
+
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        result = capture(module.params, module.check_mode)
+    except CaptureError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ class Engine:
 
     def request(self, method: str, url: str, body: Any = None,
                 query: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        raw = self.request_raw(method, url, body, query, timeout)
+        return json.loads(raw) if raw.strip() else None
+
+    def request_raw(self, method: str, url: str, body: Any = None,
+                    query: dict[str, Any] | None = None, timeout: float | None = None) -> bytes:
+        """The answer's body as bytes (logs are a byte stream, not JSON)."""
         if query:
             url += "?" + urllib.parse.urlencode(query)
         conn = _UnixConnection(self.path, self.timeout if timeout is None else timeout)
@@ -79,7 +85,7 @@ class Engine:
             except ValueError:
                 message = raw.decode(errors="replace")
             raise EngineError(f"{method} {url}: {resp.status} {message}".strip(), resp.status)
-        return json.loads(raw) if raw.strip() else None
+        return raw
 
     def _inspect(self, kind: str, name: str) -> dict[str, Any] | None:
         try:
@@ -106,6 +112,23 @@ class Engine:
             "GET", "/containers/json",
             query={"all": "1", "filters": json.dumps({"label": labels})})
         return found
+
+    def logs(self, container: str, tail: int, tty: bool = False) -> tuple[str, str]:
+        """The last ``tail`` lines of stdout and of stderr, each line timestamped (RFC 3339),
+        as ``docker logs --timestamps --tail`` gives them. Without a TTY the engine
+        multiplexes both streams in frames: 1 byte stream, 3 zero, 4 bytes length."""
+        raw = self.request_raw("GET", f"/containers/{urllib.parse.quote(container)}/logs",
+                               query={"stdout": 1, "stderr": 1, "timestamps": 1, "tail": tail})
+        if tty:  # one stream, no frames
+            return raw.decode(errors="replace"), ""
+        streams: dict[int, list[bytes]] = {1: [], 2: []}
+        at = 0
+        while at + 8 <= len(raw):
+            kind, size = raw[at], int.from_bytes(raw[at + 4:at + 8], "big")
+            streams.setdefault(kind, []).append(raw[at + 8:at + 8 + size])
+            at += 8 + size
+        return (b"".join(streams[1]).decode(errors="replace"),
+                b"".join(streams[2]).decode(errors="replace"))
 
     def connect(self, network: str, container: str, aliases: list[str]) -> None:
         body: dict[str, Any] = {"Container": container}
