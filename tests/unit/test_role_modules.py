@@ -125,3 +125,15 @@ def test_restart_input_errors_name_the_variable() -> None:
         "restart_containers_urls: 'c' is not one of restart_containers_names",
         "restart_containers_build_path: required when restart_containers_rebuild is true",
     ]
+
+
+def test_role_play_skips_the_validation_task_only_for_self_validating_roles() -> None:
+    from incident_runner.plays import role_play  # noqa: PLC0415
+
+    [own] = role_play("x", "staging", "reconnect_networks", {"a": 1})
+    assert own["tasks"] == [{"name": "Run the reconnect_networks role",
+                             "ansible.builtin.import_role": {"name": "reconnect_networks",
+                                                             "rolespec_validate": False}}]
+    assert "roles" not in own and own["vars"] == {"a": 1} and own["gather_facts"] is False
+    [other] = role_play("x", "staging", "systemd_restart", {})
+    assert other["roles"] == [{"role": "systemd_restart"}] and "tasks" not in other
