@@ -54,6 +54,10 @@ options:
     default: ""
     description: "Build context, required with rebuild."
   restart_containers_build_args: {type: dict, default: {}, description: Build arguments.}
+  restart_containers_build_labels:
+    type: dict
+    default: {}
+    description: Labels of the rebuilt image (the image it replaces loses its tag).
   restart_containers_project_src:
     type: str
     default: ""
@@ -153,6 +157,8 @@ class Restarter:
         argv = ["docker", "build", "-q", "-t", image]
         for key, value in self.p["restart_containers_build_args"].items():
             argv += ["--build-arg", f"{key}={value}"]
+        for key, value in self.p["restart_containers_build_labels"].items():
+            argv += ["--label", f"{key}={value}"]
         self.run([*argv, self.p["restart_containers_build_path"]], f"docker build {image}")
 
     def recreate(self, c: dict[str, Any]) -> str:
@@ -235,6 +241,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "restart_containers_rebuild": {"type": "bool", "default": False},
     "restart_containers_build_path": {"type": "str", "default": ""},
     "restart_containers_build_args": {"type": "dict", "default": {}},
+    "restart_containers_build_labels": {"type": "dict", "default": {}},
     "restart_containers_project_src": {"type": "str", "default": ""},
     "restart_containers_urls": {"type": "dict", "default": {}},
     "restart_containers_wait_timeout": {"type": "int", "default": 60},
