@@ -147,3 +147,27 @@ def test_called_in_process_the_arguments_are_checked_by_the_spec(tmp_path: Path)
     out = local_module.call(MODULE, "capture", {"dest": str(tmp_path / "d")})
     assert out["failed"]
     assert "capture_diagnostics_containers or capture_diagnostics_project" in out["msg"]
+
+
+def test_without_the_engine_api_the_cli_does_the_reads(
+        mod: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tcp DOCKER_HOST: the engine client refuses it, the docker CLI (here a stand-in
+    # answering like the real one) reads everything, and the manifest says why.
+    fake = tmp_path / "docker"
+    inspect = ('[{"Id": "abc123", "Name": "/p-api-1", "Config": {"Labels": {}}, '
+               '"State": {"Status": "exited", "Running": false}}]')
+    fake.write_text(f"""#!/bin/sh
+case "$1" in
+  ps) if [ "$3" = "-q" ]; then echo abc123; else echo '{{"Names": "p-api-1"}}'; fi ;;
+  inspect) echo '{inspect}' ;;
+  logs) echo '2026-12-03T10:00:00.1Z hello' ;;
+esac
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    out = local_module.call(MODULE, "capture", {"dest": str(tmp_path / "d"), "project": "p",
+                                                "docker": str(fake)})
+    assert out["containers"] == ["p-api-1"], out
+    assert any("only a unix:// socket" in e for e in out["errors"])
+    log = (tmp_path / "d" / "logs" / "p-api-1.log").read_text()
+    assert log == "2026-12-03T10:00:00.1Z out hello\n"

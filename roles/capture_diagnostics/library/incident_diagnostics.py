@@ -168,7 +168,11 @@ class Capture:
         self.errors: list[str] = []
         self.files: list[str] = []
         self.docker = ""
-        self.engine: Engine | None = Engine(timeout=self.p["timeout"])
+        self.engine: Engine | None = None
+        try:
+            self.engine = Engine(timeout=self.p["timeout"])
+        except EngineError as exc:  # a tcp DOCKER_HOST: the CLI knows how to reach it
+            self.errors.append(f"engine API: {exc}; using the docker CLI")
         self.redactor = Redactor(self.p["secret_names"] or DEFAULT_SECRET_NAMES,
                                  self.p["secret_patterns"])
 
@@ -254,15 +258,14 @@ class Capture:
         if self.p["log_lines"] == 0:
             return ""
         cid, tail = container["Id"], self.p["log_lines"]
-        engine = self.engine
-        try:
-            if engine is None:
-                raise EngineError("not used")
-            tty = bool((container.get("Config") or {}).get("Tty"))
-            out, err = engine.logs(cid, tail, tty=tty)
-        except EngineError as exc:
-            if engine is not None:
-                self.errors.append(f"engine API (logs {cid[:12]}): {exc}; using the docker CLI")
+        out = err = None
+        if self.engine is not None:
+            try:
+                tty = bool((container.get("Config") or {}).get("Tty"))
+                out, err = self.engine.logs(cid, tail, tty=tty)
+            except EngineError as exc:
+                self.api_failed(f"logs {cid[:12]}", exc)
+        if out is None or err is None:
             _, out, err = self.run([self.docker_cli(), "logs", "--timestamps", "--tail",
                                     str(tail), cid], f"docker logs {cid[:12]}")
         lines = [(_sort_key(ln), 0, ln) for ln in out.splitlines()]
@@ -303,13 +306,12 @@ class Capture:
     def host_containers(self) -> list[dict[str, Any]]:
         """Every container of the host, in `docker ps -a --format json`'s keys."""
         keys = ("Names", "Image", "State", "Status", "Ports", "CreatedAt")
-        engine = self.engine
-        if engine is not None:
+        if self.engine is not None:
             try:
-                listed = engine.request("GET", "/containers/json", query={"all": "1"})
+                listed = self.engine.request("GET", "/containers/json", query={"all": "1"})
                 return [_ps_row(c) for c in listed]
             except EngineError as exc:
-                self.errors.append(f"engine API (ps): {exc}; using the docker CLI")
+                self.api_failed("ps", exc)
         _, out, _ = self.run([self.docker_cli(), "ps", "-a", "--no-trunc", "--format",
                               "{{json .}}"], "docker ps -a")
         return [{k: row.get(k, "") for k in keys} for row in _json_lines(out)]
