@@ -146,6 +146,7 @@ def phases(incident_dir: Path, started_wall: float, ended_wall: float) -> dict[s
     out = {"startup": ts(events[0]) - started_wall}
     opened: dict[str, float] = {}
     look: list[float] = []  # the symptom check and diagnostics run at once: one span
+    step_ended = 0.0
     for event in events:
         kind = event.get("kind")
         if kind == "step_started":
@@ -157,12 +158,14 @@ def phases(incident_dir: Path, started_wall: float, ended_wall: float) -> dict[s
                 look += [began, ts(event)]
             else:
                 out[phase] = out.get(phase, 0.0) + ts(event) - began
+                step_ended = ts(event)
         elif kind in {"symptom", "verify_result"} and event.get("started"):
             began = ts({"ts": event["started"]})
             if kind == "symptom":
                 look += [began, ts(event)]
-            else:  # the runner's own HTTP checks (a verify playbook is a step above)
-                out["verify"] = out.get("verify", 0.0) + ts(event) - began
+            else:  # the runner's own HTTP checks (a verify playbook is a step above);
+                # checks started while ansible-playbook exited count from the step's end
+                out["verify"] = out.get("verify", 0.0) + ts(event) - max(began, step_ended)
     if look:
         out["look (symptom check + diagnostics)"] = max(look) - min(look)
     out["journal/report"] = ended_wall - ts(events[-1])

@@ -128,11 +128,13 @@ class _EventSink:
     """Receives ansible-runner events; writes the meaningful ones to the timeline."""
 
     def __init__(self, timeline: Timeline, context: dict[str, Any], redactor: Redactor,
-                 on_task: Callable[[TaskResult], None] | None) -> None:
+                 on_task: Callable[[TaskResult], None] | None,
+                 on_done: Callable[[list[TaskResult]], None] | None = None) -> None:
         self.timeline = timeline
         self.context = context
         self.redactor = redactor
         self.on_task = on_task
+        self.on_done = on_done
         self.tasks: list[TaskResult] = []
         self.stdout: list[tuple[int, str]] = []
 
@@ -173,6 +175,12 @@ class _EventSink:
                                  **({"evidence": result.evidence} if result.evidence else {}))
             if self.on_task:
                 self.on_task(result)
+        elif kind == "playbook_on_stats" and self.on_done is not None:
+            # Every play has ended; what is left is ansible-playbook exiting (~0.3 s).
+            try:
+                self.on_done(list(self.tasks))
+            except Exception:  # a hook must never break the run's event stream
+                LOG.exception("on_done hook failed")
         # Returning True keeps the event in the runner's artifacts/job_events.
         return True
 
@@ -289,6 +297,7 @@ def run_playbook(
     redactor: Redactor | None = None,
     cancel: threading.Event | None = None,
     on_task: Callable[[TaskResult], None] | None = None,
+    on_done: Callable[[list[TaskResult]], None] | None = None,
     vault_password_file: Path | None = None,
     forks: int | None = None,
 ) -> PlaybookRun:
@@ -297,9 +306,11 @@ def run_playbook(
     ``data_vars`` are people's values: passed as extra vars tagged !unsafe.
     ``timeout`` (seconds): past it the playbook's process group is killed and
     the run's status is ``timeout``. ``forks``: Ansible's parallelism (None: ansible.cfg's).
+    ``on_done``: called with the task results once every play has ended, before the
+    process has exited.
     """
     redactor = redactor or Redactor()
-    sink = _EventSink(timeline, context, redactor, on_task)
+    sink = _EventSink(timeline, context, redactor, on_task, on_done)
     private = Path(tempfile.mkdtemp(prefix="ir-run-"))
     private.chmod(0o700)
     impact_file = private / "check-impact.jsonl" if check else None

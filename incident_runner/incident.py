@@ -17,7 +17,7 @@ from typing import Any
 
 from incident_runner.config import SafetySettings
 from incident_runner.errors import ExecutionError, InputError
-from incident_runner.executor import PlaybookRun, run_playbook
+from incident_runner.executor import PlaybookRun, TaskResult, run_playbook
 from incident_runner.layout import ARTIFACTS_DIR, TIMELINE_FILE, new_incident_dir
 from incident_runner.lock import DEFAULT_LOCK_TIMEOUT
 from incident_runner.paths import playbooks_dir, roles_dir
@@ -157,10 +157,12 @@ class Incident:
 
     def run(self, phase: str, step: Step | None, name: str, play: list[dict[str, Any]],
             timeout: int | None = None, check: bool | None = None,
-            hosts: list[str] | None = None, forks: int | None = None) -> PlaybookRun:
+            hosts: list[str] | None = None, forks: int | None = None,
+            on_done: Callable[[list[TaskResult]], None] | None = None) -> PlaybookRun:
         """Run one generated play; the step's start, tasks and end go to the timeline.
 
-        ``hosts``: only these hosts (fleet mode: ``--limit`` to the hosts still failing)."""
+        ``hosts``: only these hosts (fleet mode: ``--limit`` to the hosts still failing).
+        ``on_done``: called with the task results when the plays have ended."""
         self.runs += 1
         ident = f"{self.runs:02d}-{phase}-{name}"
         check_mode = self.request.check if check is None else check
@@ -184,6 +186,7 @@ class Incident:
                 verbosity=self.request.verbosity, redactor=self.redactor, cancel=self.cancel,
                 on_task=self.reporter.task, vault_password_file=self.request.vault_password_file,
                 **({"forks": forks} if forks is not None else {}),
+                **({"on_done": on_done} if on_done is not None else {}),
             )
         except ExecutionError as exc:
             self.record("step_finished", phase=phase, step=name, status="error", rc=None,

@@ -8,11 +8,13 @@ with its reason, through the incident's recorder.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 
 from incident_runner.evidence import check_health
-from incident_runner.executor import PlaybookRun
+from incident_runner.executor import PlaybookRun, TaskResult
+from incident_runner.health import CheckResult
 from incident_runner.incident import Incident
 from incident_runner.paths import playbooks_dir
 from incident_runner.plays import playbook_play
@@ -41,12 +43,48 @@ def escalate(incident: Incident, reason: str, trigger: str, after: str | None = 
     return Outcome(Status.ESCALATED, reason)
 
 
-def verify(incident: Incident, label: str, playbook: bool = True) -> bool:
-    """HTTP checks from the runner, then the scenario's verify playbook if it has one (and
-    PLAYBOOK: a step with a stabilisation window runs it once, at the window's end)."""
+class EarlyChecks:
+    """A step's verification checks, started the moment its plays have ended (every task
+    ok) instead of after ``ansible-playbook`` has exited: they overlap its ~0.3 s exit.
+    They only read (HTTP), and are used only if the step's run then succeeded."""
+
+    def __init__(self, incident: Incident) -> None:
+        self.incident = incident
+        self.started: str | None = None
+        self.result: tuple[bool, list[CheckResult]] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, tasks: list[TaskResult]) -> None:
+        if not tasks or any(t.status != "ok" for t in tasks):
+            return
+        self.started = now_iso()
+        # A daemon: a run that then fails leaves it to finish unread, never waited for.
+        self._thread = threading.Thread(target=self._check, name="early-checks", daemon=True)
+        self._thread.start()
+
+    def _check(self) -> None:
+        self.result = check_health(self.incident)
+
+    def take(self) -> tuple[str, tuple[bool, list[CheckResult]]] | None:
+        """(when they started, their result), or None if they never started."""
+        if self._thread is None or self.started is None:
+            return None
+        self._thread.join()
+        return (self.started, self.result) if self.result is not None else None
+
+
+def verify(incident: Incident, label: str, playbook: bool = True,
+           early: EarlyChecks | None = None) -> bool:
+    """HTTP checks from the runner (or the ones ``early`` already made), then the scenario's
+    verify playbook if it has one (and PLAYBOOK: a step with a stabilisation window runs
+    it once, at the window's end)."""
     s = incident.scenario
-    started = now_iso()
-    healthy, results = check_health(incident)
+    taken = early.take() if early is not None else None
+    if taken is not None:
+        started, (healthy, results) = taken
+    else:
+        started = now_iso()
+        healthy, results = check_health(incident)
     details = [r.message for r in results]
     if healthy and playbook and s.verify.playbook:
         play_vars = {**incident.base_vars(), **s.verify.vars}
@@ -187,8 +225,9 @@ def climb(incident: Incident) -> Outcome:  # noqa: PLR0911 (each rail ends the c
         if (stop := _before_step(incident, step)) is not None:
             return stop
         incident.reporter.phase(f"mitigate {k}/{len(ladder)}", f"{step.name} ({step.action})")
+        early = None if check else EarlyChecks(incident)
         run = incident.run("mitigate", step, step.name, incident.play_for(step),
-                           timeout=step.timeout)
+                           timeout=step.timeout, on_done=early.start if early else None)
         incident.reporter.outcome(step.name, run.ok, "; ".join(run.failures[:2]))
         if run.status == "canceled" or incident.cancel.is_set():
             return Outcome(Status.INTERRUPTED, "interrupted by signal")
@@ -204,7 +243,8 @@ def climb(incident: Incident) -> Outcome:  # noqa: PLR0911 (each rail ends the c
             continue
         # The verify playbook (an Ansible run) only once: at the end of the window, if any.
         at_once = incident.scenario.verify.stabilisation_seconds <= 0
-        if verify(incident, f"after-{step.name}", at_once) and _stable(incident, step.name):
+        if (verify(incident, f"after-{step.name}", at_once, early)
+                and _stable(incident, step.name)):
             return _verified(incident, step, run)
         incident.recorder.decision("next_step", "verification failed", after=step.name)
     if check:

@@ -42,8 +42,10 @@ def service() -> Iterator[Service]:
 class FakeAnsible:
     """Records the runs; each step's result (and whether it heals the service) is scripted."""
 
-    def __init__(self, service: Service, script: dict[str, tuple[str, bool, str]]) -> None:
+    def __init__(self, service: Service, script: dict[str, tuple[str, bool, str]],
+                 exit_s: float = 0.0) -> None:
         self.service, self.script, self.ran = service, script, []  # type: list[str]
+        self.exit_s = exit_s  # ansible-playbook's exit after its plays have ended
 
     def __call__(self, **kw: Any) -> PlaybookRun:
         name = str(kw["context"]["step"])
@@ -54,6 +56,9 @@ class FakeAnsible:
         now = time.time()
         tasks = [TaskResult(task="act", host="web-1", status=task_status, changed=True,
                             message="host unreachable" if task_status == "unreachable" else "")]
+        if kw.get("on_done"):  # as the executor does on the playbook's stats event
+            kw["on_done"](tasks)
+        time.sleep(self.exit_s)
         return PlaybookRun(ident=str(kw["ident"]), status=status, rc=0, started=now, ended=now,
                            check_mode=bool(kw.get("check")), tasks=tasks)
 
@@ -157,3 +162,22 @@ def test_a_verify_playbook_failing_at_the_end_of_the_window_climbs(
     result = remediate(request, runner=fake)
     assert fake.ran == ["first", "stable-after-first", "second", "stable-after-second"]
     assert (result.status, result.journal["resolved_by"]) == ("resolved", "second")
+
+
+def _events(result: IncidentResult) -> list[dict[str, Any]]:
+    lines = (result.incident_dir / "timeline.jsonl").read_text().splitlines()
+    return [yaml.safe_load(line) for line in lines]
+
+
+@pytest.mark.parametrize(("task_status", "early"), [("ok", True), ("failed", False)])
+def test_verification_starts_when_the_plays_end_not_when_ansible_exits(
+        tmp_path: Path, service: Service, task_status: str, early: bool) -> None:
+    # The step's checks overlap ansible-playbook's exit (here 0.5 s), once every task is ok.
+    service.healthy = False
+    fake = FakeAnsible(service, {"first": ("successful", True, task_status)}, exit_s=0.5)
+    result = remediate(_request(tmp_path, service), runner=fake)
+    assert result.status == "resolved"
+    events = _events(result)
+    finished = next(e["ts"] for e in events if e["kind"] == "step_finished")
+    started = next(e["started"] for e in events if e["kind"] == "verify_result")
+    assert (started < finished) is early
