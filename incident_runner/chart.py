@@ -8,8 +8,9 @@ template stays free of arithmetic and every string it prints is escaped.
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
+
+from incident_runner.timeutil import epoch
 
 LANES = ("diagnose", "mitigate", "verify", "escalate")
 STATUS_COLORS = {
@@ -33,15 +34,6 @@ LANE_GAP = 8
 TOP = 8
 AXIS_HEIGHT = 30
 CHAR_WIDTH = 6.6  # ~11px sans-serif; only decides whether a label fits in its bar
-
-
-def _epoch(ts: Any) -> float | None:
-    if not isinstance(ts, str) or not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def color(status: str | None) -> str:
@@ -94,11 +86,11 @@ def timeline_chart(journal: dict[str, Any]) -> dict[str, Any]:
     lanes = list(LANES)
     lanes += sorted({str(s.get("phase")) for s in steps} - set(LANES))
 
-    start = _epoch(journal.get("start"))
-    times = [t for s in steps for t in (_epoch(s.get("start")), _epoch(s.get("end")))
+    start = epoch(journal.get("start"))
+    times = [t for s in steps for t in (epoch(s.get("start")), epoch(s.get("end")))
              if t is not None]
-    times += [t for t in (_epoch(d.get("ts")) for d in escalations) if t is not None]
-    end = _epoch(journal.get("end"))
+    times += [t for t in (epoch(d.get("ts")) for d in escalations) if t is not None]
+    end = epoch(journal.get("end"))
     if start is None:
         start = min(times) if times else 0.0
     last = max([t for t in (end, *times) if t is not None], default=start)
@@ -112,10 +104,10 @@ def timeline_chart(journal: dict[str, Any]) -> dict[str, Any]:
 
     bars = []
     for step in steps:
-        s0 = _epoch(step.get("start"))
+        s0 = epoch(step.get("start"))
         if s0 is None:
             continue
-        s1 = _epoch(step.get("end"))
+        s1 = epoch(step.get("end"))
         s1 = last if s1 is None else s1
         x0, x1 = x(s0), x(max(s1, s0))
         width = max(round(x1 - x0, 1), 2.0)
@@ -131,7 +123,7 @@ def timeline_chart(journal: dict[str, Any]) -> dict[str, Any]:
     _place_labels(bars)
     markers = []
     for decision in escalations:
-        ts = _epoch(decision.get("ts"))
+        ts = epoch(decision.get("ts"))
         if ts is None:
             continue
         markers.append({"x": x(ts), "y": lane_y("escalate"), "height": LANE_HEIGHT,
