@@ -173,21 +173,26 @@ def phases(incident_dir: Path, started_wall: float, ended_wall: float) -> dict[s
     return out
 
 
-def measure(rounds: int, fault: Callable[[], None] | None, fix: Callable[[], object],
-            after: Callable[[], None] | None = None) -> list[Sample]:
-    samples = []
+Method = tuple[Callable[[], None] | None, Callable[[], object], Callable[[], None] | None]
+
+
+def measure(rounds: int, methods: dict[str, Method]) -> dict[str, list[Sample]]:
+    """Every method once per round, the rounds one after another: the machine's drift
+    (a shared 2-core machine) falls on every row alike, not on whichever ran last."""
+    samples: dict[str, list[Sample]] = {name: [] for name in methods}
     for _ in range(rounds):
-        if fault:
-            fault()
-        started_wall = time.time()
-        cpu0, t0 = children_cpu(), time.monotonic()
-        detail = fix()
-        if after:
-            after()
-        sample = Sample(time.monotonic() - t0, children_cpu() - cpu0)
-        if isinstance(detail, Path):
-            sample.phases = phases(detail, started_wall, started_wall + sample.wall)
-        samples.append(sample)
+        for name, (fault, fix, after) in methods.items():
+            if fault:
+                fault()
+            started_wall = time.time()
+            cpu0, t0 = children_cpu(), time.monotonic()
+            detail = fix()
+            if after:
+                after()
+            sample = Sample(time.monotonic() - t0, children_cpu() - cpu0)
+            if isinstance(detail, Path):
+                sample.phases = phases(detail, started_wall, started_wall + sample.wall)
+            samples[name].append(sample)
     return samples
 
 
@@ -255,45 +260,45 @@ def main() -> None:
         pv = proxy_vars(stack)
         api = stack.container("api")
         try:
-            n = args.rounds
-            floor = measure(n, None, lambda: call([PLAYBOOK, str(plays["floor"]),
-                                                   "-i", str(stack.inventory)]))
-            proxy = {
-                "floor: one-module play": floor,
-                "runbook one-liner (`docker network connect` x2) + HTTP checks": measure(
-                    n, lambda: break_proxy(stack),
+            floor_name = "floor: one-module play"
+            plain_pb = [PLAYBOOK, str(ROOT / "playbooks/reconnect_networks.yml"),
+                        *extra(stack, pv)]
+            proxy_methods: dict[str, Method] = {
+                floor_name: (None, lambda: call([PLAYBOOK, str(plays["floor"]),
+                                                 "-i", str(stack.inventory)]), None),
+                "runbook one-liner (`docker network connect` x2) + HTTP checks": (
+                    lambda: break_proxy(stack),
                     lambda: [docker("network", "connect", f"{stack.project}_{net}",
                                     stack.container("proxy")) for net in ("api_net", "web_net")],
                     lambda: http_checks(stack)),
-                "plain `ansible-playbook playbooks/reconnect_networks.yml` + HTTP checks": measure(
-                    n, lambda: break_proxy(stack),
-                    lambda: call([PLAYBOOK, str(ROOT / "playbooks/reconnect_networks.yml"),
-                                  *extra(stack, pv)]),
+                "plain `ansible-playbook playbooks/reconnect_networks.yml` + HTTP checks": (
+                    lambda: break_proxy(stack), lambda: call(plain_pb),
                     lambda: http_checks(stack)),
-                "`incident-runner remediate --scenario proxy-502`": measure(
-                    n, lambda: break_proxy(stack), lambda: remediate(stack)),
+                "`incident-runner remediate --scenario proxy-502`": (
+                    lambda: break_proxy(stack), lambda: remediate(stack), None),
             }
-            roles = {
-                "floor: one-module play": floor,
-                "proxy-502: playbooks/reconnect_networks.yml": measure(
-                    n, lambda: break_proxy(stack),
-                    lambda: call([PLAYBOOK, str(ROOT / "playbooks/reconnect_networks.yml"),
-                                  *extra(stack, pv)])),
-                "service-down: playbooks/restart_containers.yml": measure(
-                    n, lambda: stop_api(stack),
+            role_methods: dict[str, Method] = {
+                "proxy-502: playbooks/reconnect_networks.yml": (
+                    lambda: break_proxy(stack), lambda: call(plain_pb), None),
+                "service-down: playbooks/restart_containers.yml": (
+                    lambda: stop_api(stack),
                     lambda: call([PLAYBOOK, str(ROOT / "playbooks/restart_containers.yml"),
-                                  *extra(stack, {"restart_containers_names": [api]})])),
-                "oom: playbooks/scale_service.yml (160m, restart)": measure(
-                    n, lambda: oom_api(stack),
+                                  *extra(stack, {"restart_containers_names": [api]})]), None),
+                "oom: playbooks/scale_service.yml (160m, restart)": (
+                    lambda: oom_api(stack),
                     lambda: call([PLAYBOOK, str(ROOT / "playbooks/scale_service.yml"), *extra(
                         stack, {"scale_service_container": api, "scale_service_memory": "160m",
                                 "scale_service_memory_swap": "160m",
                                 "scale_service_max_memory": "512m",
-                                "scale_service_restart": True})])),
-                "proxy-502: `roles: [reconnect_networks]` (+ the argument-spec task)": measure(
-                    n, lambda: break_proxy(stack),
-                    lambda: call([PLAYBOOK, str(plays["validate"]), *extra(stack, pv)])),
+                                "scale_service_restart": True})]), None),
+                "proxy-502: `roles: [reconnect_networks]` (+ the argument-spec task)": (
+                    lambda: break_proxy(stack),
+                    lambda: call([PLAYBOOK, str(plays["validate"]), *extra(stack, pv)]), None),
             }
+            measured = measure(args.rounds, {**proxy_methods, **role_methods})
+            proxy = {name: measured[name] for name in proxy_methods}
+            roles = {floor_name: measured[floor_name],
+                     **{name: measured[name] for name in role_methods}}
             reads = engine_read_costs(stack)
         finally:
             stack.down()
