@@ -443,7 +443,7 @@ def summary_text(captured_at: str, rows: list[dict[str, Any]], missing: list[str
                      f" created {r['created'][:19]}  rev {r['revision'][:12] or '-'}")
     lines += [f"  {name:<32} MISSING" for name in missing]
     if stats:
-        lines += ["", "Resource use (docker stats):"]
+        lines += ["", "Resource use (memory and pids per container):"]
         lines += [f"  {s.get('Name', ''):<32} cpu {s.get('CPUPerc', ''):>7}"
                   f"  mem {s.get('MemUsage', '')} ({s.get('MemPerc', '')})"
                   f"  pids {s.get('PIDs', '')}" for s in stats]
