@@ -39,7 +39,8 @@ def _env() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         loader=PackageLoader("incident_runner", "templates"),
         # Compiling the two report templates costs ~0.25 s per incident; jinja keeps the
-        # compiled code in its per-user 0700 cache directory, keyed by the source's hash.
+        # compiled code in its per-user 0700 cache directory and recompiles when the
+        # template's source no longer matches the checksum stored with it.
         bytecode_cache=FileSystemBytecodeCache(pattern="incident-runner-%s.cache"),
         # Templates are named report.<fmt>.j2: match the inner extension too.
         autoescape=select_autoescape(enabled_extensions=("html", "svg", "html.j2", "svg.j2"),

@@ -290,15 +290,16 @@ class Capture:
                 rows.append(row)
         if not unread:
             return rows
-        try:
-            engine = self.engine or Engine(timeout=self.p["timeout"])
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                raw = list(pool.map(lambda cid: engine.request(
-                    "GET", f"/containers/{cid}/stats",
-                    query={"stream": "false", "one-shot": "true"}), unread))
-            return rows + [_stats_row(r) for r in raw if isinstance(r, dict)]
-        except EngineError as exc:
-            self.errors.append(f"engine stats: {exc}; falling back to docker stats")
+        engine = self.engine
+        if engine is not None:
+            try:
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    raw = list(pool.map(lambda cid: engine.request(
+                        "GET", f"/containers/{cid}/stats",
+                        query={"stream": "false", "one-shot": "true"}), unread))
+                return rows + [_stats_row(r) for r in raw if isinstance(r, dict)]
+            except EngineError as exc:
+                self.api_failed("stats", exc)
         _, out, _ = self.run([self.docker_cli(), "stats", "--no-stream", "--no-trunc",
                               "--format", "{{json .}}", *unread], "docker stats")
         return rows + _json_lines(out)
