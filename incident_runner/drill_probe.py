@@ -29,6 +29,7 @@ gave up), ``--stop`` (teardown; only if the pid still runs the detector).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -80,7 +81,9 @@ def get(url: str, timeout: float) -> tuple[int, float]:
             status = int(resp.status)
     except urllib.error.HTTPError as exc:
         status = int(exc.code)
-    except (OSError, ValueError):
+    # An answer cut short (the upstream killed mid-response: IncompleteRead, BadStatusLine)
+    # is an HTTPException, not an OSError: a failed probe, never a dead detector.
+    except (OSError, ValueError, http.client.HTTPException):
         status = 0
     return status, (time.monotonic() - started) * 1000
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import math
 import time
 import urllib.error
@@ -42,8 +43,10 @@ def _one(url: str, timeout: float) -> tuple[int, float, str]:
             status, error = resp.status, ""
     except urllib.error.HTTPError as exc:
         status, error = exc.code, ""
-    except (OSError, ValueError) as exc:
-        status, error = 0, str(exc)[:200]
+    # An answer cut short (IncompleteRead, BadStatusLine) is an HTTPException, not an
+    # OSError: a failed request, not a crashed check.
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        status, error = 0, f"{type(exc).__name__}: {exc}"[:200]
     return status, (time.monotonic() - started) * 1000.0, error
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -94,8 +95,8 @@ def url_status(url: str, timeout: float) -> tuple[int, str]:
             return int(resp.status), ""
     except urllib.error.HTTPError as exc:
         return int(exc.code), f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        return 0, str(exc)[:200]
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # cut short: no answer
+        return 0, f"{type(exc).__name__}: {exc}"[:200]
 
 
 def reason(state: dict[str, Any], url: str | None, url_timeout: float,
