@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -102,6 +103,13 @@ def _changed_tasks(log_text: str) -> str:
     return "not idempotent: " + "; ".join(names)
 
 
+def _unmatched_plays(log_text: str) -> str:
+    """Plays that matched no host: a step that silently did nothing (its inventory was
+    missing when the run started) must fail the scenario, not pass it."""
+    names = re.findall(r"^PLAY \[(.*)\] \**\n+skipping: no hosts matched", log_text, re.M)
+    return "played on no host: " + "; ".join(names) if names else ""
+
+
 def run_scenario(name: str, home: Path) -> ScenarioRun:
     workdir = Path(tempfile.mkdtemp(prefix=f"molecule-{name}-"))
     eph = workdir / "ephemeral"
@@ -133,8 +141,8 @@ def run_scenario(name: str, home: Path) -> ScenarioRun:
         text = log.read_text(encoding="utf-8", errors="replace")
         with result.log.open("a", encoding="utf-8") as out:
             out.write(text)
-        detail = ""
-        if steps == ["idempotence"] and done.rc == 0:
+        detail = _unmatched_plays(text)
+        if steps == ["idempotence"] and done.rc == 0 and not detail:
             detail = _changed_tasks(text)
         return StepRun(steps, done.rc, done.cpu_s, time.monotonic() - started, detail)
 

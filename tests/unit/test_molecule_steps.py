@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from incident_runner.drill.catalog import load_scenario
-from tests.molecule_steps import _batches, _changed_tasks
+from tests.molecule_steps import _batches, _changed_tasks, _unmatched_plays
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +41,15 @@ def _recap(changed: int) -> str:
 def test_idempotence_fails_on_any_changed_task_and_names_it() -> None:
     assert _changed_tasks(_recap(0)) == ""
     assert _changed_tasks(_recap(1)) == "not idempotent: Restart web"
+
+
+def test_a_play_that_matched_no_host_is_reported() -> None:
+    # The log of a fresh machine's systemd scenario, before create refreshed the inventory.
+    log = ("PLAY [Create: a systemd host over SSH] *****\n\nTASK [x] ***\nok: [localhost]\n\n"
+           "PLAY [Prepare - OOM-kill the api] ******************\n"
+           "skipping: no hosts matched\n\n"
+           "PLAY [Fault oom (systemd): push the api over MemoryMax] *****\n"
+           "skipping: no hosts matched\n\nPLAY RECAP ****\n")
+    assert _unmatched_plays(log) == ("played on no host: Prepare - OOM-kill the api; "
+                                     "Fault oom (systemd): push the api over MemoryMax")
+    assert _unmatched_plays(log.replace("skipping: no hosts matched", "ok: [h1]")) == ""
