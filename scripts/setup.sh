@@ -123,12 +123,17 @@ apt_packages() {
 # different things (pip unpacking Ansible, two debootstraps, image builds): on a
 # fresh 2-core machine, one after another took about 4 minutes.
 parallel() { # parallel FUNC...: each FUNC in the background; wait for all
-  local pids=() fn rc=0 pid
-  for fn in "$@"; do
-    "$fn" &  # a background job keeps errexit: the branch stops at its first failure
+  local pids=() rc=0 i
+  for i in "$@"; do
+    "$i" &  # a background job keeps errexit: the branch stops at its first failure
     pids+=($!)
   done
-  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      echo "setup: ${*:$((i + 1)):1} failed (its last step line above is the last that passed)" >&2
+      rc=1
+    fi
+  done
   return "$rc"
 }
 
