@@ -148,7 +148,7 @@ def test_compose_events_and_actions() -> None:
         "{not json",
     ])
     assert ss.compose_actions("up", ss.compose_events(changed)) == [
-        "up: Network p_edge Creating", "up: Container p-api-1 Recreate"]
+        "up: Network p_edge Creating, Container p-api-1 Recreate"]
     error = json.dumps({"error": True, "message": "Error response from daemon: bind: in use"})
     assert ss.compose_error(1, "", changed + "\n" + error) == (
         "exit 1: Error response from daemon: bind: in use | a plain warning line")

@@ -252,13 +252,14 @@ def compose_events(stderr: str) -> list[dict[str, Any]]:
 
 
 def compose_actions(command: str, events: list[dict[str, Any]]) -> list[str]:
-    """One '<command>: Container x-api-1 Recreate' per object compose changed (its first
-    working status), in order."""
+    """['<command>: Container x-api-1 Recreate, Network x_edge Creating'] (each object
+    compose changed, with its first working status, in order), or [] when it changed none."""
     first: dict[str, str] = {}
     for event in events:
         if event.get("status") in COMPOSE_WORKING:
             first.setdefault(str(event.get("id", "")), str(event["status"]))
-    return [f"{command}: {what} {status}" for what, status in first.items()]
+    done = ", ".join(f"{what} {status}" for what, status in first.items())
+    return [f"{command}: {done}"] if done else []
 
 
 def compose_error(rc: int, stdout: str, stderr: str) -> str:
