@@ -565,16 +565,18 @@ def main() -> None:
     missing = [name for name in NEEDED if not p[name]]
     if missing:
         module.fail_json(msg=f"{', '.join(missing)}: required (the role's defaults set them)")
-    stack = Stack(module, Engine())
+    try:
+        engine = Engine()  # DOCKER_HOST must be a unix:// socket
+    except EngineError as exc:
+        module.fail_json(msg=f"staging_stack: {exc}")
+    stack = Stack(module, engine)
     head = ""
     try:
         if p["staging_stack_state"] == "present":
             head = stack.present()
         else:
             stack.absent()
-    except EngineError as exc:
-        stack.fail(f"staging_stack ({p['staging_stack_state']}): {exc}")
-    except OSError as exc:
+    except (EngineError, OSError) as exc:
         stack.fail(f"staging_stack ({p['staging_stack_state']}): {exc}")
     done = ("would " if module.check_mode else "") + "; ".join(stack.actions) \
         if stack.actions else f"{stack.project} already {p['staging_stack_state']}"
