@@ -20,7 +20,9 @@ The state goes to ``--out`` as JSON (atomically, after every change), so the
 playbook and ``incident-runner drill`` read it without talking to the process.
 The drill's plays drive it in one call per step: ``--detach`` (start it and
 return once armed), ``--wait-while armed`` (return once it saw the fault or
-gave up), ``--stop`` (teardown; only if the pid still runs the detector).
+gave up; with ``--fault-out`` it also writes the drill's ``fault.json``: when
+the injection started and ended, when it was detected), ``--stop`` (teardown;
+only if the pid still runs the detector).
 
     python -m incident_runner.drill_probe --out probe.json \
         --check '{"name": "api", "url": "http://127.0.0.1:18700/api/health"}'
@@ -193,6 +195,13 @@ def wait_while(out: Path, state: str, timeout: float, poll: float = 0.05) -> dic
         time.sleep(poll)
 
 
+def fault_record(state: dict[str, Any], scenario: str, started: float,
+                 injected: float) -> dict[str, Any]:
+    """The drill's ``fault.json``: the injection's start and end and the detector's verdict."""
+    return {"scenario": scenario, "started": started, "injected": injected,
+            "detected": state.get("detected"), "probe": state}
+
+
 def start_detached(argv: list[str], out: Path, arm_timeout: float) -> dict[str, Any]:
     """Start the detector in its own session (it outlives us) and wait until it is armed,
     or says why not: one call for the drill's play instead of an async task and a poll."""
@@ -246,12 +255,26 @@ def main(argv: list[str] | None = None) -> int:
                       help="do not probe: stop the detector of --out if it still runs")
     parser.add_argument("--timeout", type=float, default=15.0,
                         help="seconds --wait-while waits")
+    parser.add_argument("--fault-out", type=Path, metavar="PATH",
+                        help="with --wait-while: write the drill's fault.json there")
+    parser.add_argument("--scenario", default="", help="for --fault-out")
+    parser.add_argument("--started", type=float, help="for --fault-out: when the injection "
+                                                      "started (epoch seconds)")
+    parser.add_argument("--injected", type=float, help="for --fault-out: when it ended "
+                                                       "(default: now)")
     args = parser.parse_args(argv)
     if args.stop:
         print(json.dumps(stop(args.out)))
         return 0
     if args.wait_while:
-        print(json.dumps(wait_while(args.out, args.wait_while, args.timeout)))
+        injected = time.time() if args.injected is None else args.injected
+        if args.fault_out and args.started is None:
+            parser.error("--fault-out needs --started")
+        state = wait_while(args.out, args.wait_while, args.timeout)
+        if args.fault_out:
+            write_atomic(args.fault_out, json.dumps(fault_record(
+                state, args.scenario, args.started, injected), indent=2) + "\n", mode=0o640)
+        print(json.dumps(state))
         return 0
     if not args.check:
         parser.error("give at least one --check to probe")

@@ -12,6 +12,9 @@ says), :mod:`.process` (the plays as child processes: deadlines, signals,
 teardown, the machine-wide lock), :mod:`.verdict` (leftovers -> result,
 incident adoption), :mod:`.run` (drills ``jobs`` at a time), :mod:`.present`
 (table, markdown), :mod:`.scaffold` (the generated ``molecule.yml`` files).
+What the plays run once per step lives outside this package, so it imports
+little: :mod:`incident_runner.drill_probe` (the detector) and
+:mod:`incident_runner.drill_steps` (inventory, the runner's answer, verify's look).
 """
 
 from incident_runner.drill.catalog import DRILL_PREFIX, available_drills, load_spec, select_drills

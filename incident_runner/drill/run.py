@@ -81,7 +81,7 @@ def run_drill(scenario: str, run_dir: Path, state_root: Path, home: Path,
     text = log.read_text(encoding="utf-8", errors="replace")
     return evaluate(scenario, workdir, plays.rc, text[-200_000:], state_root, wall,
                     interrupted=cancel.is_set(), destroy_rc=teardown.rc,
-                    cpu_s=plays.cpu_s + teardown.cpu_s)
+                    cpu_s=plays.cpu_s + teardown.cpu_s, verifies="verify" in spec.sequence)
 
 
 def _new_run_dir(root: Path, stamp: datetime) -> Path:

@@ -90,12 +90,16 @@ VERIFY_YML = """\
   hosts: staging
   gather_facts: false
   tasks:
-    - name: TODO check the stack itself (one module call where possible)
+    - name: TODO look at the stack itself in one call (HTTP checks, docker inspect, reads)
+      ansible.builtin.import_tasks: ../resources/drill/look.yml
+      vars:
+        drill_look:
+          http: []
+          inspect: []
+
+    - name: TODO assert on what it saw (drill_seen)
       ansible.builtin.fail:
         msg: write the drill's own checks
-
-- name: Done
-  ansible.builtin.import_playbook: ../resources/drill/verified.yml
 """
 
 

@@ -6,7 +6,6 @@ The plays leave, in the drill's work dir:
   failed probe;
 - ``fault.json``: when the injection started and ended, when it was detected;
 - ``runner.json``: the runner's exit code and JSON summary;
-- ``verified.json``: verify passed;
 - ``alert.json`` (the alert-loop drill only, :mod:`.alertloop`): when the
   alert started, reached ``serve`` and resolved, and what serve recorded.
 
@@ -14,9 +13,10 @@ Times are measured from the start of the fault injection: detection (first
 failed probe), first action (first mitigation step started), recovery (the
 runner's verified ``resolved`` decision) and, for the alert loop, the alert's
 ``startsAt``, serve's receipt of it and of its resolution. The verdict is the
-first stage of the drill that did not happen. The drill's incident folder is moved into the
-state dir ``stats`` reads and indexed there as a drill, with the drill's
-result in ``drill.json``.
+first stage of the drill that did not happen (verify, the last of the steps
+run in one ``ansible-playbook``, passed when it exited 0). The drill's incident
+folder is moved into the state dir ``stats`` reads and indexed there as a
+drill, with the drill's result in ``drill.json``.
 """
 
 from __future__ import annotations
@@ -198,7 +198,6 @@ def verdict(scenario: str, result: DrillResult, *, rc: int | None,
                  f"{summary.get('reason') or str(runner.get('stderr', ''))[-300:]}"),
         (not verified, "not-verified",
          lambda: f"the runner said {summary.get('status')}, but verify failed: {failure}"),
-        (rc != 0, "error", lambda: f"the plays exited {rc} after verify: {failure}"),
         (destroy_rc != 0, "error",
          lambda: f"destroy exited {destroy_rc}: the stack may be left behind: {failure}"),
     ]
@@ -211,8 +210,12 @@ def verdict(scenario: str, result: DrillResult, *, rc: int | None,
 
 def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
              state_root: Path, wall_s: float, interrupted: bool = False,
-             destroy_rc: int | None = 0, cpu_s: float | None = None) -> DrillResult:
-    """Turn a finished drill's leftovers into a ``DrillResult`` (and adopt its incident)."""
+             destroy_rc: int | None = 0, cpu_s: float | None = None,
+             verifies: bool = True) -> DrillResult:
+    """Turn a finished drill's leftovers into a ``DrillResult`` (and adopt its incident).
+
+    ``rc``: how the plays up to verify ended; ``verifies``: whether verify was one of them
+    (a drill without its verify step is never verified)."""
     loop = _read_json(workdir / LOOP_STATE)
     if cpu_s is not None and loop and isinstance(loop.get("cpu_s"), int | float):
         cpu_s += float(loop["cpu_s"])  # the alert loop ran detached: its daemons and runner
@@ -223,7 +226,7 @@ def evaluate(scenario: str, workdir: Path, rc: int | None, log_text: str,
     probe = _read_json(workdir / "probe.json")
     fault = _read_json(workdir / "fault.json")
     runner = _read_json(workdir / "runner.json")
-    verified = (workdir / "verified.json").exists()
+    verified = verifies and rc == 0
     alert = _read_json(workdir / "alert.json")
     start = float(fault["started"]) if fault and fault.get("started") is not None else None
     result.fault_started = iso_from_epoch(start)

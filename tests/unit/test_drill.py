@@ -1,6 +1,7 @@
-"""Drills without Docker: the detector against a local HTTP server, and how a drill's
-leftovers (probe.json, fault.json, runner.json, verified.json, the incident) become
-an outcome, timings, a history entry and a table."""
+"""Drills without Docker: the detector and the plays' helper against a local HTTP
+server, and how a drill's leftovers (probe.json, fault.json, runner.json, the
+incident) and the plays' exit code become an outcome, timings, a history entry and
+a table."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from incident_runner import drill_probe, stats
+from incident_runner import drill_probe, drill_steps, stats
 from incident_runner.cli import cli
 from incident_runner.drill import (
     DrillRun,
@@ -197,9 +198,17 @@ def test_probe_detach_wait_and_stop_drive_a_real_detector(
     assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "0.3"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "armed"  # nothing wrong yet
     behaviour.status = 503
-    assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "10"]) == 0
+    fault = tmp_path / "fault.json"
+    started = time.time()
+    assert drill_probe.main(["--out", str(out), "--wait-while", "armed", "--timeout", "10",
+                             "--fault-out", str(fault), "--scenario", "proxy-502",
+                             "--started", str(started), "--injected", str(started + 1)]) == 0
     detected = json.loads(capsys.readouterr().out)
     assert (detected["state"], detected["detail"]) == ("detected", "status 503 (expected [200])")
+    # The drill's fault.json, as the verdict reads it.
+    assert json.loads(fault.read_text()) == {
+        "scenario": "proxy-502", "started": started, "injected": started + 1,
+        "detected": detected["detected"], "probe": detected}
     deadline = time.monotonic() + 10  # it exits on its own after the detection
     while b"drill_probe" in _cmdline(pid):
         assert time.monotonic() < deadline
@@ -215,6 +224,57 @@ def test_probe_detach_wait_and_stop_drive_a_real_detector(
     out.write_text(json.dumps({"pid": os.getpid()}))  # a pid that is not the detector
     assert drill_probe.main(["--out", str(out), "--stop"]) == 0
     assert json.loads(capsys.readouterr().out)["stopped"] is False
+
+
+# -- the plays' helper (incident_runner.drill_steps) -------------------------------------
+def test_the_drill_inventory_is_the_staging_one_with_the_drills_own_values() -> None:
+    values = {"stack_project": "ir-drill-x", "stack_http_port": 18799, "stack_dir": "/w/stack"}
+    inventory = drill_steps.drill_inventory(ROOT / "inventories" / "staging", "staging", values)
+    staging = inventory["all"]["children"]["staging"]
+    assert staging["hosts"]["localhost"]["ansible_connection"] == "local"
+    assert staging["vars"] == values  # they win over all's
+    assert inventory["all"]["vars"]["stack_project"] == "ir-staging"
+    assert inventory["all"]["vars"]["stack_url"].startswith("http://")
+
+
+def test_look_checks_http_as_the_health_check_role_and_reads(
+        server: tuple[str, type[Behaviour]]) -> None:
+    url, behaviour = server
+    quick = {"interval": 0.01, "timeout": 1}
+    seen = drill_steps.look(
+        [{"name": "api", "url": url, "successes": 3, "deadline": 5, **quick}],
+        [{"name": "once", "url": url}], [], [],
+        [{"name": "echo", "argv": [sys.executable, "-c", "print('hi')"]}])
+    assert seen["unhealthy"] == []
+    assert seen["http"]["api"]["healthy"] and seen["http"]["api"]["rounds"] == 3
+    assert seen["request"]["once"]["status"] == 200
+    assert seen["run"]["echo"] == {"rc": 0, "stdout": "hi", "stderr": ""}
+    # A check that never passes is reported, with the role's message.
+    behaviour.status = 503
+    seen = drill_steps.look([{"name": "api", "url": url, "deadline": 0.3, **quick},
+                             {"name": "down is fine", "url": url, "status": [503], **quick}],
+                            [], [], [], [])
+    assert [m.split(":")[0] for m in seen["unhealthy"]] == ["api"]
+    assert "not healthy" in seen["unhealthy"][0]
+
+
+def test_remediate_keeps_the_runners_answer(tmp_path: Path) -> None:
+    fake = tmp_path / "runner.py"
+    fake.write_text("import json, sys\n"
+                    "print(json.dumps({'status': 'escalated', 'argv': sys.argv[1:]}))\n"
+                    "print('why', file=sys.stderr)\nsys.exit(3)\n")
+    answer = drill_steps.remediate(tmp_path, "stuck", "/inv.yml", "resolved", 30,
+                                   runner=[sys.executable, str(fake)])
+    assert json.loads((tmp_path / "runner.json").read_text()) == answer
+    assert (answer["rc"], answer["expect"], answer["stderr"]) == (3, "resolved", "why\n")
+    assert answer["summary"]["argv"] == ["remediate", "--scenario", "stuck", "--inventory",
+                                         "/inv.yml", "--yes", "--json", "--drill"]
+    # A runner past its deadline is killed; the answer says so.
+    fake.write_text("import time\ntime.sleep(30)\n")
+    answer = drill_steps.remediate(tmp_path, "stuck", "/inv.yml", "resolved", 0.5,
+                                   runner=[sys.executable, str(fake)])
+    assert (answer["rc"], answer["summary"]) == (None, {})
+    assert "killed after 0.5s" in answer["stderr"]
 
 
 # -- a drill's leftovers -----------------------------------------------------------------
@@ -241,7 +301,7 @@ def _incident(root: Path, *, resolved: bool = True) -> Path:
 
 
 def _leftovers(workdir: Path, *, probe: str | None = "detected", fault: bool = True,
-               runner_rc: int | None = 0, expect: str = "resolved", verified: bool = True,
+               runner_rc: int | None = 0, expect: str = "resolved",
                resolved: bool = True) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     start = FAULT_AT.timestamp()
@@ -262,8 +322,6 @@ def _leftovers(workdir: Path, *, probe: str | None = "detected", fault: bool = T
                    "reason": "verified healthy" if resolved else "no local fix: dependency down"}
         (workdir / "runner.json").write_text(json.dumps(
             {"rc": runner_rc, "expect": expect, "summary": summary, "stderr": ""}))
-    if verified:
-        (workdir / "verified.json").write_text("{}")
 
 
 def test_a_recovered_drill_is_timed_from_the_fault_and_recorded_as_a_drill(
@@ -301,17 +359,15 @@ def test_an_escalation_drill_passes_when_the_runner_escalates(tmp_path: Path) ->
 @pytest.mark.parametrize(("kwargs", "rc", "outcome", "words"), [
     ({"runner_rc": 3, "resolved": False}, 2, "not-recovered", "exited 3 (escalated)"),
     ({"runner_rc": 0, "expect": "escalated"}, 2, "not-escalated", "exited 0"),
-    ({"verified": False}, 2, "not-verified", "verify failed: boom"),
-    ({"fault": False, "runner_rc": None, "verified": False}, 2, "fault-not-injected",
+    # The runner said resolved, but the plays (verify their last step) failed.
+    ({}, 2, "not-verified", "verify failed: boom"),
+    ({"fault": False, "runner_rc": None}, 2, "fault-not-injected",
      "playbooks/faults/proxy-502.yml failed"),
-    ({"probe": "not-detected", "runner_rc": None, "verified": False}, 2, "fault-not-injected",
-     "boom"),
-    ({"probe": "unhealthy-baseline", "fault": False, "runner_rc": None, "verified": False}, 2,
+    ({"probe": "not-detected", "runner_rc": None}, 2, "fault-not-injected", "boom"),
+    ({"probe": "unhealthy-baseline", "fault": False, "runner_rc": None}, 2,
      "error", "not healthy before the fault"),
-    ({"probe": None, "fault": False, "runner_rc": None, "verified": False}, 2, "error",
-     "create failed"),
+    ({"probe": None, "fault": False, "runner_rc": None}, 2, "error", "create failed"),
     ({}, None, "timeout", "did not finish"),
-    ({}, 2, "error", "exited 2 after verify"),
 ])
 def test_a_drill_that_did_not_do_its_job_fails(tmp_path: Path, kwargs: dict[str, Any],
                                                rc: int | None, outcome: str,
@@ -324,6 +380,13 @@ def test_a_drill_that_did_not_do_its_job_fails(tmp_path: Path, kwargs: dict[str,
     assert words in result.reason
 
 
+def test_a_drill_without_a_verify_step_is_never_verified(tmp_path: Path) -> None:
+    workdir = tmp_path / "run" / "proxy-502"
+    _leftovers(workdir)
+    result = evaluate("proxy-502", workdir, 0, "", tmp_path / "state", 10.0, verifies=False)
+    assert (result.outcome, result.ok) == ("not-verified", False)
+
+
 def test_a_drill_whose_teardown_failed_fails(tmp_path: Path) -> None:
     workdir = tmp_path / "run" / "proxy-502"
     _leftovers(workdir)
@@ -334,7 +397,7 @@ def test_a_drill_whose_teardown_failed_fails(tmp_path: Path) -> None:
 
 def test_an_unseen_fault_without_a_log_still_says_why(tmp_path: Path) -> None:
     workdir = tmp_path / "run" / "proxy-502"
-    _leftovers(workdir, probe="armed", runner_rc=None, verified=False)
+    _leftovers(workdir, probe="armed", runner_rc=None)
     result = evaluate("proxy-502", workdir, 2, "", tmp_path / "state", 10.0)
     assert result.outcome == "fault-not-injected"
     assert result.reason == ("the fault injection did nothing the detector could see "
@@ -354,7 +417,7 @@ def test_last_failure_reads_one_line_and_multi_line_results() -> None:
 def test_table_and_markdown(tmp_path: Path) -> None:
     ok_dir, bad_dir = tmp_path / "run" / "proxy-502", tmp_path / "run" / "oom"
     _leftovers(ok_dir)
-    _leftovers(bad_dir, fault=False, runner_rc=None, verified=False)
+    _leftovers(bad_dir, fault=False, runner_rc=None)
     results = [evaluate("proxy-502", ok_dir, 0, "", tmp_path / "state", 40.0, cpu_s=12.5),
                evaluate("oom", bad_dir, 2, "", tmp_path / "state", 20.0, cpu_s=7.5)]
     text = table(results).splitlines()
