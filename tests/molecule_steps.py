@@ -11,7 +11,9 @@ consecutive plain steps into one ``ansible-playbook`` run:
   fails if its recap counts any change (molecule's rule);
 - ``syntax`` is covered by the first run, which parses every imported playbook
   before its first task;
-- the last ``destroy`` always runs, after a failure too.
+- the last ``destroy`` always runs, after a failure too: it ends the last run
+  (verify's, usually: one ansible-playbook start less), and when that run
+  failed or never got to it, it runs again on its own.
 
 ``molecule test -s NAME`` still runs each scenario by hand, from the same files.
 """
@@ -63,13 +65,10 @@ class ScenarioRun:
 
 
 def _batches(spec: DrillSpec) -> Iterator[tuple[list[str], list[str]]]:
-    """(steps, extra ansible-playbook args) per run, in sequence order, the final destroy
-    excluded (the caller always runs it)."""
-    sequence = list(spec.sequence)
-    if sequence and sequence[-1] == "destroy":
-        sequence.pop()
+    """(steps, extra ansible-playbook args) per run, in sequence order; consecutive plain
+    steps share a run, the final destroy included (see :func:`_destroy_again`)."""
     chain: list[str] = []
-    for step in sequence:
+    for step in spec.sequence:
         if step in ("check", "idempotence"):
             if chain:
                 yield chain, []
@@ -90,6 +89,15 @@ def _playbook(spec: DrillSpec, steps: list[str], workdir: Path) -> Path:
           "ansible.builtin.import_playbook": str(spec.playbooks[step])} for step in steps],
         sort_keys=False), encoding="utf-8")
     return chain
+
+
+def _destroy_again(spec: DrillSpec, runs: list[StepRun], batches: int) -> bool:
+    """Whether the final destroy must run on its own: the sequence ends with one and the
+    run that ended with it did not happen (an earlier run failed) or did not succeed."""
+    if not spec.sequence or spec.sequence[-1] != "destroy":
+        return False
+    last = runs[-1] if len(runs) == batches else None
+    return last is None or last.steps[-1] != "destroy" or last.rc != 0
 
 
 def _changed_tasks(log_text: str) -> str:
@@ -147,13 +155,14 @@ def run_scenario(name: str, home: Path) -> ScenarioRun:
         return StepRun(steps, done.rc, done.cpu_s, time.monotonic() - started, detail)
 
     deadline = time.monotonic() + TIMEOUT_S
+    batches = list(_batches(spec))
     try:
-        for steps, extra in _batches(spec):
+        for steps, extra in batches:
             run = play(steps, extra, max(1.0, deadline - time.monotonic()))
             result.runs.append(run)
             if run.rc != 0 or run.detail:
                 break
     finally:
-        if spec.sequence and spec.sequence[-1] == "destroy":
+        if _destroy_again(spec, result.runs, len(batches)):
             result.runs.append(play(["destroy"], [], TIMEOUT_S))
     return result

@@ -4,12 +4,16 @@ Paths: /ok answers 200; /flaky answers 500 to its first two requests, then
 200; /slow sleeps 3 s before answering (longer than the test's timeout);
 /down always answers 503. Listens on 127.0.0.1 only.
 Usage: python3 receiver.py PORT RECORD_FILE PID_FILE
+
+Returns once it listens: it serves from a child in its own session (its PID
+in PID_FILE), detached from the caller's output, for an hour at most.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -48,8 +52,17 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
-    PIDFILE.write_text(str(os.getpid()))
+    RECORD.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)  # listens from here on
+    child = os.fork()
+    if child:
+        PIDFILE.write_text(str(child))
+        return
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    signal.alarm(3600)  # the default action ends it
     server.serve_forever()
 
 

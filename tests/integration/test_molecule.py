@@ -37,5 +37,5 @@ def test_molecule_scenario(scenario: str) -> None:
         # pytest shows captured stdout of a failed test: every run's output.
         print(run.log.read_text(encoding="utf-8", errors="replace"))
     assert run.ok, f"molecule scenario {scenario}: {run.summary()}; output above"
-    assert run.runs[-1].steps == ["destroy"] and run.runs[0].steps[0] == "destroy"
+    assert run.runs[-1].steps[-1] == "destroy" and run.runs[0].steps[0] == "destroy"
     print(f"molecule scenario {scenario}: {run.summary()}")

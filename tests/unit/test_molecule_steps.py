@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from incident_runner.drill.catalog import load_scenario
-from tests.molecule_steps import _batches, _changed_tasks, _unmatched_plays
+from tests.molecule_steps import StepRun, _batches, _changed_tasks, _destroy_again, _unmatched_plays
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,13 +15,30 @@ def _spec(name: str):  # type: ignore[no-untyped-def]
     return load_scenario(ROOT / "molecule" / name, ROOT, {"MOLECULE_EPHEMERAL_DIRECTORY": "/x"})
 
 
-def test_steps_chain_until_check_or_idempotence_and_destroy_is_left_to_the_end() -> None:
+def test_steps_chain_until_check_or_idempotence_and_the_last_run_ends_with_destroy() -> None:
     assert list(_batches(_spec("systemd_restart"))) == [
         (["destroy", "create", "prepare"], []), (["check"], ["--check"]), (["converge"], []),
-        (["idempotence"], []), (["verify"], [])]
+        (["idempotence"], []), (["verify", "destroy"], [])]
     assert list(_batches(_spec("restart_containers"))) == [
         (["destroy", "create", "prepare", "converge"], []), (["idempotence"], []),
-        (["verify"], [])]
+        (["verify", "destroy"], [])]
+
+
+def test_the_final_destroy_runs_again_unless_the_last_run_did_it() -> None:
+    spec = _spec("restart_containers")  # three runs, the last ends with destroy
+
+    def run(steps: list[str], rc: int | None = 0) -> StepRun:
+        return StepRun(steps, rc, 0.0, 0.0)
+
+    first, idempotence = run(["destroy", "create", "prepare", "converge"]), run(["idempotence"])
+    assert not _destroy_again(spec, [first, idempotence, run(["verify", "destroy"])], 3)
+    # verify failed (so its destroy never ran), or the run was cut off
+    assert _destroy_again(spec, [first, idempotence, run(["verify", "destroy"], 2)], 3)
+    assert _destroy_again(spec, [first, idempotence, run(["verify", "destroy"], None)], 3)
+    # an earlier run failed: the last one never started
+    assert _destroy_again(spec, [run(first.steps, 2)], 3)
+    not_idempotent = StepRun(["idempotence"], 0, 0.0, 0.0, "not idempotent: x")
+    assert _destroy_again(spec, [first, not_idempotent], 3)
 
 
 def test_scenario_inventory_carries_group_vars_and_connection() -> None:

@@ -52,6 +52,11 @@ holders: {type: list, description: Every holder with kind, name, allowed and rea
 blocked: {type: list, description: Holders that match no allow-list.}
 blocked_msg: {type: str, description: Who holds the port and why it is not stopped, or empty.}
 stopped: {type: list, description: PIDs stopped (or that would be, in check mode).}
+check_mode:
+  type: bool
+  description: >-
+    Whether the module ran in check mode, from C(--check) or from the
+    C(check_mode) keyword (C(ansible_check_mode) only follows C(--check)).
 """
 
 LISTEN = "0A"
@@ -247,6 +252,7 @@ def main() -> None:
         "blocked": blocked,
         "blocked_msg": blocked_message(p["port"], blocked) if blocked else "",
         "stopped": [],
+        "check_mode": module.check_mode,
     }
     targets = [h["pid"] for h in holders
                if h["kind"] == "process" and h["allowed"] and "proxy_for" not in h]

@@ -38,6 +38,17 @@ options:
     description: How long a watch waits for the jobs active at the pause to finish.
 """
 
+RETURN = r"""
+queues: {type: dict, description: Per queue the counts before (and after) and whether it changed.}
+known: {type: list, description: The BullMQ queues found in Redis.}
+check_mode:
+  type: bool
+  description: >-
+    Whether the module ran in check mode, from C(--check) or from the
+    C(check_mode) keyword (C(ansible_check_mode) only follows C(--check)).
+msg: {type: str, description: One line per queue, counts as waiting/active/failed/completed.}
+"""
+
 COUNT_TYPES = ("waiting", "paused", "active", "delayed", "prioritized", "failed", "completed")
 
 
@@ -105,7 +116,8 @@ async def run(module: AnsibleModule) -> dict[str, Any]:
         if name not in known:
             module.fail_json(msg=f"bad input: unknown queue '{name}' (known: "
                                  f"{', '.join(known) or 'none'})", known=known)
-    result: dict[str, Any] = {"changed": False, "queues": {}, "known": known}
+    result: dict[str, Any] = {"changed": False, "queues": {}, "known": known,
+                              "check_mode": module.check_mode}
     state, summary = p["state"], []
     for name in names:
         before = await q.read(name)
