@@ -66,7 +66,7 @@ def main() -> int:
     out["port_freed"] = wait(lambda: not listening(args.host, args.port), 10)
     if out["port_freed"]:
         args.docroot.mkdir(mode=0o750, parents=True, exist_ok=True)
-        subprocess.Popen(  # noqa: S603 (argv, our own values)
+        subprocess.Popen(
             ["timeout", str(args.lifetime), args.python, "-m", "http.server", str(args.port),
              "--bind", args.host, "--directory", str(args.docroot)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
