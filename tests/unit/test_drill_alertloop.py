@@ -123,7 +123,6 @@ def _drill_leftovers(workdir: Path, **kwargs: object) -> None:
     (workdir / "fault.json").write_text(json.dumps(
         {"started": start, "injected": start + 4, "detected": start + 1.0, "probe": probe}))
     alertloop.follow(workdir, "proxy-502", timeout=0.5, resolve_timeout=0.5)
-    (workdir / "verified.json").write_text("{}")
 
 
 def test_an_alert_loop_drill_is_timed_from_the_fault_through_every_stage(
