@@ -5,8 +5,6 @@ scenarios (tests/integration/test_molecule.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from incident_runner import local_module
 from incident_runner.plays import SELF_VALIDATING_ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,19 +30,9 @@ def test_the_runner_skips_validation_only_for_these_roles() -> None:
 
 
 def _load(role: str) -> ModuleType:
-    # The modules import ansible.module_utils.docker_engine (the docker_engine role ships it).
-    utils = ROOT / "roles/docker_engine/module_utils/docker_engine.py"
-    spec = importlib.util.spec_from_file_location("ansible.module_utils.docker_engine", utils)
-    assert spec and spec.loader
-    engine = importlib.util.module_from_spec(spec)
-    sys.modules["ansible.module_utils.docker_engine"] = engine
-    spec.loader.exec_module(engine)
+    # The runner's loader: module_utils (docker_engine) importable as Ansible ships them.
     path = ROOT / "roles" / role / "library" / f"{MODULES[role]}.py"
-    spec = importlib.util.spec_from_file_location(MODULES[role], path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return local_module.load(path, MODULES[role])
 
 
 def _role_spec(role: str) -> dict[str, dict[str, Any]]:

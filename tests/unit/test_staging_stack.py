@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import json
 import socket
 import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -22,24 +20,15 @@ from typing import Any
 import pytest
 import yaml
 
+from incident_runner import local_module
+
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "staging_stack"
 
 
 def _load() -> ModuleType:
-    # The module imports ansible.module_utils.docker_engine (the docker_engine role ships it).
-    utils = ROOT / "roles/docker_engine/module_utils/docker_engine.py"
-    spec = importlib.util.spec_from_file_location("ansible.module_utils.docker_engine", utils)
-    assert spec and spec.loader
-    engine = importlib.util.module_from_spec(spec)
-    sys.modules["ansible.module_utils.docker_engine"] = engine
-    spec.loader.exec_module(engine)
-    path = ROLE / "library/staging_stack.py"
-    spec = importlib.util.spec_from_file_location("staging_stack", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # The runner's loader: module_utils (docker_engine) importable as Ansible ships them.
+    return local_module.load(ROLE / "library/staging_stack.py", "staging_stack")
 
 
 ss = _load()
